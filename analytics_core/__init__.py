@@ -1,0 +1,1 @@
+"""Analytics over the anomaly-detection platform's stored data; never imports streamlit."""

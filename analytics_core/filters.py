@@ -1,0 +1,158 @@
+"""The filter value object every query takes, and the parsing that builds it.
+
+A range is half-open, ``[start, end)``, held as aware UTC datetimes; the time
+zone only decides bucket boundaries and how date-only input is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+GRANULARITIES = ("hour", "day", "week", "month")
+RANGE_PRESETS: dict[str, timedelta | None] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "custom": None,
+}
+# A chart with more points than this is unreadable and slow; ask for coarser buckets.
+MAX_BUCKETS = 5000
+_BUCKET_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 28 * 86400}
+
+
+class InputError(ValueError):
+    """Bad user input (sidebar, URL, CLI); the message names what was wrong."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: datetime
+    end: datetime
+    tz: str = "UTC"
+    granularity: str = "day"
+    tenants: tuple[str, ...] = ()
+    algorithms: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()
+
+    @property
+    def length(self) -> timedelta:
+        return self.end - self.start
+
+    def previous(self) -> Filters:
+        """The period of equal length just before this one."""
+        return replace(self, start=self.start - self.length, end=self.start)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "tz": self.tz,
+            "granularity": self.granularity,
+            "tenants": list(self.tenants),
+            "algorithms": list(self.algorithms),
+            "endpoints": list(self.endpoints),
+        }
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"time zone {name!r} is not an IANA zone name (e.g. Europe/Paris)"
+        ) from None
+
+
+def auto_granularity(start: datetime, end: datetime) -> str:
+    days = (end - start).total_seconds() / 86400
+    if days <= 3:
+        return "hour"
+    if days <= 120:
+        return "day"
+    if days <= 730:
+        return "week"
+    return "month"
+
+
+def parse_instant(text: str, tz: str, name: str) -> datetime:
+    """ISO date or datetime to aware UTC; a date alone, or no offset, is read in ``tz``."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            local = datetime.combine(d, time.min)
+        else:
+            local = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{name} {text!r} is not an ISO date or datetime (e.g. 2026-11-01 or "
+            "2026-11-01T12:00:00+00:00)"
+        ) from None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=zone(tz))
+    return local.astimezone(UTC)
+
+
+def make_filters(
+    start: datetime,
+    end: datetime,
+    tz: str = "UTC",
+    granularity: str | None = None,
+    tenants: tuple[str, ...] | list[str] = (),
+    algorithms: tuple[str, ...] | list[str] = (),
+    endpoints: tuple[str, ...] | list[str] = (),
+) -> Filters:
+    """Validate and build a :class:`Filters`; ``granularity`` None or "auto" picks one."""
+    zone(tz)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InputError("start and end must carry a time zone")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if end <= start:
+        raise InputError(
+            f"the range is empty or reversed: end {end.isoformat()} is not after "
+            f"start {start.isoformat()}"
+        )
+    if granularity in (None, "", "auto"):
+        granularity = auto_granularity(start, end)
+    if granularity not in GRANULARITIES:
+        raise InputError(
+            f"granularity {granularity!r} is not one of auto, {', '.join(GRANULARITIES)}"
+        )
+    buckets = (end - start).total_seconds() / _BUCKET_SECONDS[granularity]
+    if buckets > MAX_BUCKETS:
+        raise InputError(
+            f"granularity {granularity!r} gives about {int(buckets):,} points for this range "
+            f"(at most {MAX_BUCKETS:,}); choose a coarser one"
+        )
+    return Filters(
+        start=start,
+        end=end,
+        tz=tz,
+        granularity=granularity,
+        tenants=tuple(sorted(set(tenants))),
+        algorithms=tuple(sorted(set(algorithms))),
+        endpoints=tuple(sorted(set(endpoints))),
+    )
+
+
+def preset_range(preset: str, now: datetime) -> tuple[datetime, datetime]:
+    """``[now - length, now)`` for a preset, with ``now`` floored to the minute
+    so that reruns within a minute share one cache entry."""
+    length = RANGE_PRESETS.get(preset)
+    if length is None:
+        raise InputError(f"range preset {preset!r} is not one of 24h, 7d, 30d, 90d")
+    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return end - length, end
+
+
+def date_range(first: date, last: date, tz: str) -> tuple[datetime, datetime]:
+    """Whole local days ``first`` to ``last`` inclusive, as a half-open UTC range."""
+    if last < first:
+        raise InputError(f"end date {last} is before start date {first}")
+    z = zone(tz)
+    start = datetime.combine(first, time.min, tzinfo=z)
+    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=z)
+    return start.astimezone(UTC), end.astimezone(UTC)

@@ -1,0 +1,179 @@
+"""KPI definitions: the key, label, unit and direction of every figure the app shows.
+
+The SQL that computes each KPI lives in ``analytics_core.queries``; this module
+is the catalogue that pages, exports, alerts and the config validate against.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Unit = Literal["count", "ratio", "ms", "rps", "gb", "money", "minutes"]
+
+
+@dataclass(frozen=True)
+class KpiDef:
+    key: str
+    label: str
+    unit: Unit
+    # True: a rise is good; False: a rise is bad; None: neutral (volumes).
+    higher_is_better: bool | None
+    description: str
+
+
+_DEFS = (
+    KpiDef("total_detections", "Detections", "count", None, "Detection runs, any status"),
+    KpiDef("failed_detections", "Failed detections", "count", False, "Runs with status failed"),
+    KpiDef("total_anomalies", "Anomalies", "count", None, "Sum of n_anomalies, successful runs"),
+    KpiDef(
+        "anomaly_rate",
+        "Anomaly rate",
+        "ratio",
+        None,
+        "Anomalies / samples scored, successful runs",
+    ),
+    KpiDef("avg_confidence", "Avg confidence", "ratio", True, "Mean of mean_score, successful"),
+    KpiDef("avg_execution_ms", "Avg execution", "ms", False, "Mean run time, successful runs"),
+    KpiDef(
+        "p95_execution_ms", "p95 execution", "ms", False, "95th percentile run time, successful"
+    ),
+    KpiDef(
+        "false_positive_rate",
+        "False-positive rate",
+        "ratio",
+        False,
+        "False positives / reviewed anomalies, feedback on results created in range",
+    ),
+    KpiDef("requests", "Requests", "count", None, "API requests"),
+    KpiDef("throughput_rps", "Throughput", "rps", None, "Requests per second over the range"),
+    KpiDef("error_rate", "Error rate", "ratio", False, "Share of requests with status >= 500"),
+    KpiDef("availability", "Availability", "ratio", True, "1 - error rate"),
+    KpiDef("avg_ms", "Avg latency", "ms", False, "Mean request duration"),
+    KpiDef("p50_ms", "p50 latency", "ms", False, "Median request duration"),
+    KpiDef("p95_ms", "p95 latency", "ms", False, "95th percentile request duration"),
+    KpiDef("p99_ms", "p99 latency", "ms", False, "99th percentile request duration"),
+    KpiDef(
+        "active_users",
+        "Active users",
+        "count",
+        True,
+        "Distinct users with a request or a session started in range",
+    ),
+    KpiDef("new_users", "New users", "count", True, "Users created in range"),
+    KpiDef("sessions", "Sessions", "count", True, "Sessions started in range"),
+    KpiDef(
+        "avg_session_minutes",
+        "Avg session",
+        "minutes",
+        True,
+        "Mean length of ended sessions started in range",
+    ),
+    KpiDef("api_calls", "API calls", "count", None, "API requests"),
+    KpiDef("data_processed_gb", "Data processed", "gb", None, "Sum of request bytes / 1e9"),
+    KpiDef(
+        "total_cost",
+        "Total cost",
+        "money",
+        False,
+        "Compute hours, GB processed and API calls times the config's unit prices",
+    ),
+    KpiDef("avg_response_ms", "Avg response", "ms", False, "Mean request duration"),
+)
+
+KPIS: dict[str, KpiDef] = {d.key: d for d in _DEFS}
+
+DETECTION_KPIS = (
+    "total_detections",
+    "failed_detections",
+    "total_anomalies",
+    "anomaly_rate",
+    "avg_confidence",
+    "avg_execution_ms",
+    "p95_execution_ms",
+    "false_positive_rate",
+)
+PERFORMANCE_KPIS = (
+    "requests",
+    "throughput_rps",
+    "error_rate",
+    "availability",
+    "avg_ms",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+)
+BUSINESS_KPIS = (
+    "active_users",
+    "new_users",
+    "sessions",
+    "avg_session_minutes",
+    "api_calls",
+    "data_processed_gb",
+    "total_cost",
+)
+OVERVIEW_KPIS = (
+    "total_detections",
+    "anomaly_rate",
+    "avg_response_ms",
+    "availability",
+    "data_processed_gb",
+    "active_users",
+)
+
+NO_DATA = "no data"
+
+
+def is_missing(value: float | int | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def format_kpi(key: str, value: float | int | None, currency: str = "USD") -> str:
+    """Human text for a KPI value; a missing value reads "no data", never 0."""
+    if is_missing(value):
+        return NO_DATA
+    unit = KPIS[key].unit
+    v = float(value)  # type: ignore[arg-type]
+    if unit == "count":
+        return f"{int(round(v)):,}"
+    if unit == "ratio":
+        return f"{v * 100:.2f}%"
+    if unit == "ms":
+        return f"{v:,.1f} ms"
+    if unit == "rps":
+        return f"{v:,.3f} req/s"
+    if unit == "gb":
+        return f"{v:,.3f} GB"
+    if unit == "minutes":
+        return f"{v:,.1f} min"
+    return f"{v:,.2f} {currency}"
+
+
+def delta(current: float | int | None, previous: float | int | None) -> float | None:
+    """Change from the previous period; None when either side has no data."""
+    if is_missing(current) or is_missing(previous):
+        return None
+    return float(current) - float(previous)  # type: ignore[arg-type]
+
+
+def format_delta(key: str, current: float | int | None, previous: float | int | None) -> str | None:
+    """Delta text for a KPI card (ratios in percentage points), None when unknown."""
+    d = delta(current, previous)
+    if d is None:
+        return None
+    unit = KPIS[key].unit
+    if unit == "ratio":
+        return f"{d * 100:+.2f} pp"
+    if unit == "count":
+        return f"{int(round(d)):+,}"
+    text = format_kpi(key, abs(d))
+    return ("+" if d >= 0 else "-") + text
+
+
+def delta_color(key: str) -> str:
+    """Streamlit metric delta colour: green means better."""
+    better = KPIS[key].higher_is_better
+    if better is None:
+        return "off"
+    return "normal" if better else "inverse"

@@ -1,0 +1,98 @@
+"""The data behind each page, built in one call: what the UI shows and what
+exports write are the same object, so a download is exactly what is on screen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics_core.config import Config
+from analytics_core.filters import Filters
+from analytics_core.insights import Insight, check_thresholds
+from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
+from analytics_core.queries import business, detection, performance
+
+PAGES = ("overview", "detection", "performance", "business", "insights")
+PAGE_KPIS: dict[str, tuple[str, ...]] = {
+    "overview": OVERVIEW_KPIS,
+    "detection": DETECTION_KPIS,
+    "performance": PERFORMANCE_KPIS,
+    "business": BUSINESS_KPIS,
+    "insights": DETECTION_KPIS + PERFORMANCE_KPIS + BUSINESS_KPIS,
+}
+
+
+@dataclass(frozen=True)
+class PageData:
+    page: str
+    filters: Filters
+    generated_at: datetime
+    kpis: dict[str, float | int | None]
+    previous: dict[str, float | int | None]
+    series: dict[str, pd.DataFrame] = field(default_factory=dict)
+    insights: list[Insight] = field(default_factory=list)
+    currency: str = "USD"
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the range holds no events at all for these filters."""
+        volume = [self.kpis.get(k) for k in ("total_detections", "requests", "api_calls")]
+        activity = [self.kpis.get(k) for k in ("active_users", "sessions", "new_users")]
+        return not any(v for v in volume + activity if v)
+
+
+def _all_kpis(
+    engine: Engine, config: Config, filters: Filters, now: datetime
+) -> dict[str, float | int | None]:
+    values: dict[str, float | int | None] = {}
+    values.update(detection.kpis(engine, filters))
+    values.update(performance.kpis(engine, filters, now))
+    values.update(business.kpis(engine, filters, config.costs))
+    values["avg_response_ms"] = values["avg_ms"]
+    return values
+
+
+def build_page(
+    engine: Engine, config: Config, page: str, filters: Filters, now: datetime | None = None
+) -> PageData:
+    """KPIs (current and previous period), series and insights for one page."""
+    if page not in PAGES:
+        raise ValueError(f"unknown page {page!r}; one of {', '.join(PAGES)}")
+    now = now or datetime.now(UTC)
+    current = _all_kpis(engine, config, filters, now)
+    previous = _all_kpis(engine, config, filters.previous(), now)
+    keys = PAGE_KPIS[page]
+
+    series: dict[str, pd.DataFrame] = {}
+    if page in ("overview", "detection"):
+        series["detection_trend"] = detection.trend(engine, filters)
+    if page == "detection":
+        series["by_algorithm"] = detection.by_algorithm(engine, filters)
+    if page in ("overview", "performance"):
+        series["performance_trend"] = performance.trend(engine, filters)
+    if page == "performance":
+        series["by_endpoint"] = performance.by_endpoint(engine, filters)
+    if page in ("overview", "business"):
+        series["business_trend"] = business.trend(engine, filters, config.costs)
+    if page == "business":
+        series["by_tenant"] = business.by_tenant(engine, filters, config.costs)
+
+    insights: list[Insight] = []
+    if page in ("overview", "insights"):
+        insights = check_thresholds(config.alerts, current, config.costs.currency)
+        if page == "overview":
+            insights = [i for i in insights if i.status == "firing"]
+
+    return PageData(
+        page=page,
+        filters=filters,
+        generated_at=now,
+        kpis={k: current[k] for k in keys},
+        previous={k: previous[k] for k in keys},
+        series=series,
+        insights=insights,
+        currency=config.costs.currency,
+    )

@@ -1,0 +1,118 @@
+"""Building blocks shared by the per-area queries: range and filter predicates,
+time buckets computed in the database, percentiles, and gap filling.
+
+Every statement is SQLAlchemy Core and runs unchanged on PostgreSQL and DuckDB.
+Filter values are bound parameters; the bucket width comes from an allow-list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from sqlalchemy import ColumnElement, Double, Text, and_, case, cast, func, literal, literal_column
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+from analytics_core.filters import GRANULARITIES, Filters
+
+_PANDAS_FREQ = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
+
+
+def in_range(column: KeyedColumnElement, start, end) -> ColumnElement[bool]:
+    """Half-open ``[start, end)`` on a timestamptz column."""
+    return and_(column >= start, column < end)
+
+
+def scope(
+    filters: Filters,
+    tenant_col: KeyedColumnElement | None = None,
+    algorithm_col: KeyedColumnElement | None = None,
+    endpoint_col: KeyedColumnElement | None = None,
+) -> list[ColumnElement[bool]]:
+    """Predicates for the filters that apply to a table (empty tuple = all)."""
+    preds: list[ColumnElement[bool]] = []
+    if tenant_col is not None and filters.tenants:
+        preds.append(tenant_col.in_(filters.tenants))
+    if algorithm_col is not None and filters.algorithms:
+        preds.append(algorithm_col.in_(filters.algorithms))
+    if endpoint_col is not None and filters.endpoints:
+        preds.append(endpoint_col.in_(filters.endpoints))
+    return preds
+
+
+def bucket(column: KeyedColumnElement, filters: Filters) -> ColumnElement:
+    """Start of the local-time bucket holding ``column``, as a local timestamp."""
+    if filters.granularity not in GRANULARITIES:  # guarded by make_filters; defence in depth
+        raise ValueError(filters.granularity)
+    local = func.timezone(cast(literal(filters.tz), Text), column)
+    return func.date_trunc(literal_column(f"'{filters.granularity}'"), local)
+
+
+def percentile(fraction: float, expr: ColumnElement) -> ColumnElement:
+    """Continuous percentile (``percentile_cont``); NULLs are ignored."""
+    return func.percentile_cont(literal_column(repr(float(fraction)))).within_group(expr)
+
+
+def ratio(numerator: ColumnElement, denominator: ColumnElement) -> ColumnElement:
+    """``numerator / denominator`` as a float, NULL when the denominator is 0 or NULL."""
+    return cast(numerator, Double) / func.nullif(cast(denominator, Double), 0.0)
+
+
+def when(condition: ColumnElement[bool], value: ColumnElement) -> ColumnElement:
+    """``value`` where ``condition`` holds, else NULL (aggregates skip it)."""
+    return case((condition, value))
+
+
+def fsum(expr: ColumnElement) -> ColumnElement:
+    """SUM as double precision (PostgreSQL sums bigint to numeric)."""
+    return cast(func.sum(expr), Double)
+
+
+def bucket_index(filters: Filters) -> pd.DatetimeIndex:
+    """Every local bucket start the range touches, for gap filling."""
+    first = pd.Timestamp(filters.start).tz_convert(filters.tz).tz_localize(None)
+    last = (pd.Timestamp(filters.end) - pd.Timedelta(microseconds=1)).tz_convert(filters.tz)
+    last = last.tz_localize(None)
+    g = filters.granularity
+    if g == "hour":
+        first, last = first.floor("h"), last.floor("h")
+    elif g == "day":
+        first, last = first.normalize(), last.normalize()
+    elif g == "week":
+        first = first.normalize() - pd.Timedelta(days=first.weekday())
+        last = last.normalize() - pd.Timedelta(days=last.weekday())
+    else:
+        first = first.normalize().replace(day=1)
+        last = last.normalize().replace(day=1)
+    return pd.date_range(first, last, freq=_PANDAS_FREQ[g], name="bucket")
+
+
+def fill_buckets(frame: pd.DataFrame, filters: Filters, counts: Sequence[str]) -> pd.DataFrame:
+    """Reindex a per-bucket aggregate onto every bucket of the range.
+
+    Empty buckets get 0 for the ``counts`` columns (nothing happened) and NaN
+    for rates and percentiles (nothing to measure).
+    """
+    index = bucket_index(filters)
+    if frame.empty:
+        out = pd.DataFrame(index=index, columns=[c for c in frame.columns if c != "bucket"])
+    else:
+        frame = frame.copy()
+        frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(None)
+        out = frame.set_index("bucket").reindex(index)
+    for col in out.columns:
+        if col in counts:
+            out[col] = pd.to_numeric(out[col]).fillna(0).astype("int64")
+        else:
+            out[col] = pd.to_numeric(out[col]).astype("float64")
+    return out.reset_index()
+
+
+def numeric(frame: pd.DataFrame, counts: Sequence[str], floats: Sequence[str]) -> pd.DataFrame:
+    """Coerce aggregate columns to int64 (counts) and float64 (rates, sums, percentiles)."""
+    frame = frame.copy()
+    for col in counts:
+        frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
+    for col in floats:
+        frame[col] = pd.to_numeric(frame[col]).astype("float64")
+    return frame

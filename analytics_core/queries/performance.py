@@ -1,0 +1,93 @@
+"""Performance analytics from the API request log (``api_requests``).
+
+Tenant and endpoint filters apply. Prometheus slots in beside this module as
+another source of the same figures.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy import Engine, and_, func, select
+
+from analytics_core.filters import Filters
+from analytics_core.queries.common import bucket, fill_buckets, in_range, numeric, percentile, ratio
+from analytics_core.schema import api_requests as ar
+from analytics_core.sources.database import read_frame, read_row
+
+_COUNTS = ("requests", "errors")
+
+
+def _where(filters: Filters):
+    return and_(
+        in_range(ar.c.ts, filters.start, filters.end),
+        *([ar.c.tenant_id.in_(filters.tenants)] if filters.tenants else []),
+        *([ar.c.endpoint.in_(filters.endpoints)] if filters.endpoints else []),
+    )
+
+
+def _aggregates(c=ar.c):
+    return (
+        func.count().label("requests"),
+        func.count().filter(c.status_code >= 500).label("errors"),
+        ratio(func.count().filter(c.status_code >= 500), func.count()).label("error_rate"),
+        func.avg(c.duration_ms).label("avg_ms"),
+        percentile(0.50, c.duration_ms).label("p50_ms"),
+        percentile(0.95, c.duration_ms).label("p95_ms"),
+        percentile(0.99, c.duration_ms).label("p99_ms"),
+    )
+
+
+def observed_seconds(filters: Filters, now: datetime | None = None) -> float:
+    """Seconds of the range that have happened: a range reaching into the future
+    would otherwise dilute throughput with time that has not come yet."""
+    now = now or datetime.now(UTC)
+    end = min(filters.end, max(now, filters.start))
+    return (end - filters.start).total_seconds()
+
+
+def kpis(
+    engine: Engine, filters: Filters, now: datetime | None = None
+) -> dict[str, float | int | None]:
+    row = read_row(engine, select(*_aggregates()).where(_where(filters)))
+    requests = int(row["requests"] or 0)
+    seconds = observed_seconds(filters, now)
+    error_rate = row["error_rate"]
+    return {
+        "requests": requests,
+        "throughput_rps": requests / seconds if seconds > 0 else None,
+        "error_rate": error_rate,
+        "availability": None if error_rate is None else 1.0 - float(error_rate),
+        "avg_ms": row["avg_ms"],
+        "p50_ms": row["p50_ms"],
+        "p95_ms": row["p95_ms"],
+        "p99_ms": row["p99_ms"],
+    }
+
+
+def trend(engine: Engine, filters: Filters) -> pd.DataFrame:
+    """Per bucket: requests, errors, error_rate, avg_ms, p50_ms, p95_ms, p99_ms."""
+    inner = (
+        select(bucket(ar.c.ts, filters).label("bucket"), ar.c.status_code, ar.c.duration_ms)
+        .where(_where(filters))
+        .subquery()
+    )
+    stmt = select(inner.c.bucket, *_aggregates(inner.c)).group_by(inner.c.bucket)
+    return fill_buckets(read_frame(engine, stmt.order_by(inner.c.bucket)), filters, _COUNTS)
+
+
+def by_endpoint(engine: Engine, filters: Filters) -> pd.DataFrame:
+    """One row per (method, endpoint) with the trend's figures and its share of requests."""
+    stmt = (
+        select(ar.c.endpoint, ar.c.method, *_aggregates())
+        .where(_where(filters))
+        .group_by(ar.c.endpoint, ar.c.method)
+        .order_by(ar.c.endpoint, ar.c.method)
+    )
+    frame = read_frame(engine, stmt)
+    floats = ["error_rate", "avg_ms", "p50_ms", "p95_ms", "p99_ms"]
+    frame = numeric(frame, _COUNTS, floats)
+    total = frame["requests"].sum()
+    frame["share"] = frame["requests"] / total if total else float("nan")
+    return frame

@@ -1,0 +1,115 @@
+"""The primary database source: engines for PostgreSQL (psycopg 3) and DuckDB.
+
+Engines opened for reading are read-only at the connection level, so the app
+cannot write to the source tables even by mistake.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.sql import Executable
+
+from analytics_core.config import normalize_db_url
+
+
+class SourceUnavailable(RuntimeError):
+    """A data source could not be reached or read; says which and how to fix it."""
+
+    def __init__(self, source: str, detail: str, hint: str):
+        self.source, self.detail, self.hint = source, detail, hint
+        super().__init__(f"{source} is unavailable: {detail}. {hint}")
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def dialect_of(url: str) -> str:
+    try:
+        return make_url(normalize_db_url(url)).get_backend_name()
+    except ArgumentError:
+        raise SourceUnavailable(
+            "primary database",
+            f"{url!r} is not a database URL",
+            "Use postgresql://user@host:port/db or duckdb:///path/to/file.duckdb",
+        ) from None
+
+
+def make_engine(url: str, read_only: bool = True) -> Engine:
+    """An engine for ``url``; ``read_only`` engines refuse writes in the database itself."""
+    url = normalize_db_url(url)
+    backend = dialect_of(url)
+    connect_args: dict[str, object] = {}
+    if backend == "duckdb":
+        database = make_url(url).database
+        if read_only:
+            if not database or database == ":memory:" or not Path(database).exists():
+                raise SourceUnavailable(
+                    "primary database",
+                    f"DuckDB file {database!r} does not exist",
+                    "Run `make run` (creates the demo database) or "
+                    "`analytics seed --db duckdb:///PATH`",
+                )
+            connect_args["read_only"] = True
+    elif backend == "postgresql":
+        connect_args["connect_timeout"] = 5
+        if read_only:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+    try:
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=backend != "duckdb")
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise SourceUnavailable(
+            "primary database",
+            f"cannot use {redact(url)} ({exc})",
+            "Supported: postgresql://... and duckdb:///...",
+        ) from None
+
+
+def unavailable(engine: Engine, exc: Exception) -> SourceUnavailable:
+    backend = engine.dialect.name
+    hint = (
+        "Check that PostgreSQL is running and DATABASE_URL (or --db) points at it"
+        if backend == "postgresql"
+        else "Check the DuckDB file path; another process may hold it open for writing"
+    )
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return SourceUnavailable(f"primary database {redact(str(engine.url))}", detail, hint)
+
+
+def read_frame(engine: Engine, stmt: Executable) -> pd.DataFrame:
+    """Run an aggregate query and return its (small) result as a DataFrame."""
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(stmt)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    except (DBAPIError, SQLAlchemyError) as exc:
+        raise unavailable(engine, exc) from exc
+    except Exception as exc:  # DuckDB raises its own exception types on open
+        if type(exc).__module__.startswith("duckdb") or "duckdb" in type(exc).__module__:
+            raise unavailable(engine, exc) from exc
+        raise
+
+
+def read_row(engine: Engine, stmt: Executable) -> dict[str, object]:
+    frame = read_frame(engine, stmt)
+    if frame.empty:
+        return {c: None for c in frame.columns}
+    return {c: _plain(frame.iloc[0][c]) for c in frame.columns}
+
+
+def _plain(value: object) -> object:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if pd.isna(value):  # type: ignore[arg-type]
+        return None
+    if hasattr(value, "item"):
+        return value.item()  # type: ignore[union-attr]
+    return value
