@@ -24,7 +24,7 @@ class Dimensions:
 def dimensions(engine: Engine) -> Dimensions:
     names = read_frame(engine, select(tenants.c.tenant_id, tenants.c.name).order_by("tenant_id"))
     algos = union(
-        select(detectors.c.algorithm), select(detection_results.c.algorithm.distinct())
+        select(detectors.c.algorithm), select(detection_results.c.algorithm).distinct()
     ).subquery()
     algorithms = read_frame(engine, select(algos.c.algorithm).order_by(algos.c.algorithm))
     endpoints = read_frame(

@@ -116,7 +116,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(p, "", f"a readable file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(expand_env(raw_text, path=p))
+        data = yaml.safe_load(raw_text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "document"
@@ -125,7 +125,18 @@ def load_config(path: str | Path | None = None) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(p, "(top level)", "a mapping of sections")
-    return _parse(p, data)
+    return _parse(p, _expand_values(data, p))
+
+
+def _expand_values(node: Any, path: Path) -> Any:
+    """Expand variables in string values only, so comments may mention ``${VAR}``."""
+    if isinstance(node, dict):
+        return {k: _expand_values(v, path) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_values(v, path) for v in node]
+    if isinstance(node, str):
+        return expand_env(node, path=path)
+    return node
 
 
 class _Reader:

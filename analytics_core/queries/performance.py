@@ -32,6 +32,9 @@ def _aggregates(c=ar.c):
         func.count().label("requests"),
         func.count().filter(c.status_code >= 500).label("errors"),
         ratio(func.count().filter(c.status_code >= 500), func.count()).label("error_rate"),
+        (1.0 - ratio(func.count().filter(c.status_code >= 500), func.count())).label(
+            "availability"
+        ),
         func.avg(c.duration_ms).label("avg_ms"),
         percentile(0.50, c.duration_ms).label("p50_ms"),
         percentile(0.95, c.duration_ms).label("p95_ms"),
@@ -86,7 +89,7 @@ def by_endpoint(engine: Engine, filters: Filters) -> pd.DataFrame:
         .order_by(ar.c.endpoint, ar.c.method)
     )
     frame = read_frame(engine, stmt)
-    floats = ["error_rate", "avg_ms", "p50_ms", "p95_ms", "p99_ms"]
+    floats = ["error_rate", "availability", "avg_ms", "p50_ms", "p95_ms", "p99_ms"]
     frame = numeric(frame, _COUNTS, floats)
     total = frame["requests"].sum()
     frame["share"] = frame["requests"] / total if total else float("nan")

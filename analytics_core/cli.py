@@ -1,0 +1,199 @@
+"""The ``analytics`` command: init-db, seed, demo, export.
+
+Exit codes: 0 success, 2 bad input or config (the message names what was
+wrong), 3 a data source unreachable, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from analytics_core.config import (
+    DEMO_DATABASE_PATH,
+    ConfigError,
+    database_url,
+    demo_database_url,
+    load_config,
+)
+from analytics_core.filters import (
+    GRANULARITIES,
+    RANGE_PRESETS,
+    InputError,
+    make_filters,
+    parse_instant,
+    preset_range,
+)
+from analytics_core.sources.database import SourceUnavailable, make_engine, redact
+
+EXIT_INPUT = 2
+EXIT_SOURCE = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is already 2
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from analytics_core.exports import FORMATS
+    from analytics_core.page_data import PAGES
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", help="config file (default: $ANALYTICS_CONFIG or config/analytics.yml)"
+    )
+    common.add_argument(
+        "--db", help="database URL (default: $DATABASE_URL, the config, or the demo file)"
+    )
+
+    parser = _Parser(prog="analytics", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("init-db", parents=[common], help="create the data-contract tables")
+
+    seed = sub.add_parser("seed", parents=[common], help="fill a database with demo data")
+    seed.add_argument("--days", type=float, default=90.0)
+    seed.add_argument("--scale", type=float, default=1.0)
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument(
+        "--top-up", action="store_true", help="append data from the last event up to now"
+    )
+
+    sub.add_parser(
+        "demo",
+        parents=[common],
+        help="create the embedded demo database if missing, top it up if over an hour old",
+    )
+
+    export = sub.add_parser("export", parents=[common], help="write a page's data as JSON or CSV")
+    export.add_argument("--page", required=True, choices=PAGES)
+    export.add_argument("--start", help="ISO date or datetime (a date means midnight in --tz)")
+    export.add_argument("--end", help="ISO date or datetime, exclusive")
+    export.add_argument("--range", choices=[p for p in RANGE_PRESETS if p != "custom"])
+    export.add_argument("--tz", default=None, help="IANA time zone (default: the config's)")
+    export.add_argument("--tenant", action="append", default=[])
+    export.add_argument("--algorithm", action="append", default=[])
+    export.add_argument("--endpoint", action="append", default=[])
+    export.add_argument("--granularity", default="auto", choices=("auto", *GRANULARITIES))
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--out", required=True, help="output file, or - for stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ConfigError, InputError) as exc:
+        print(f"analytics {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except SourceUnavailable as exc:
+        print(f"analytics {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_SOURCE
+
+
+def _init_db(args: argparse.Namespace) -> int:
+    from analytics_core.schema import create_tables
+
+    url = database_url(load_config(args.config), args.db)
+    create_tables(make_engine(url, read_only=False))
+    print(f"tables ready in {redact(url)}")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from analytics_core.seed import SeedError, seed, top_up
+
+    url = database_url(load_config(args.config), args.db)
+    if url.startswith("duckdb:///"):
+        Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url, read_only=False)
+    try:
+        if args.top_up:
+            counts = top_up(engine, seed=args.seed, scale=args.scale)
+        else:
+            counts = seed(engine, days=args.days, scale=args.scale, seed=args.seed)
+    except SeedError as exc:
+        raise InputError(str(exc)) from None
+    finally:
+        engine.dispose()
+    summary = ", ".join(f"{table} {n:,}" for table, n in counts.items())
+    print(f"{'topped up' if args.top_up else 'seeded'} {redact(url)}: {summary}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Prepare the embedded demo file, and nothing else: never seeds a real database."""
+    from analytics_core.catalog import dimensions
+    from analytics_core.seed import seed, top_up
+
+    load_config(args.config)
+    url = demo_database_url()
+    DEMO_DATABASE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    if not DEMO_DATABASE_PATH.exists():
+        engine = make_engine(url, read_only=False)
+        try:
+            counts = seed(engine)
+        except BaseException:
+            engine.dispose()
+            DEMO_DATABASE_PATH.unlink(missing_ok=True)  # no half-built demo file left behind
+            raise
+        engine.dispose()
+        print(f"created demo database {DEMO_DATABASE_PATH} ({counts['api_requests']:,} requests)")
+        return 0
+    engine = make_engine(url, read_only=False)
+    try:
+        last = dimensions(engine).last_event
+        if last is None or (datetime.now(UTC) - last).total_seconds() > 3600:
+            counts = top_up(engine)
+            print(f"topped up demo database ({counts.get('api_requests', 0):,} new requests)")
+        else:
+            print("demo database is up to date")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from analytics_core.catalog import check_filters, dimensions
+    from analytics_core.exports import render
+    from analytics_core.page_data import build_page
+
+    config = load_config(args.config)
+    tz = args.tz or config.default_timezone
+    if args.range and (args.start or args.end):
+        raise InputError("give either --range or --start/--end, not both")
+    if args.range:
+        start, end = preset_range(args.range, datetime.now(UTC))
+    elif args.start and args.end:
+        start = parse_instant(args.start, tz, "--start")
+        end = parse_instant(args.end, tz, "--end")
+    else:
+        raise InputError("give --start and --end (ISO dates or datetimes), or --range")
+    filters = make_filters(
+        start, end, tz, args.granularity, args.tenant, args.algorithm, args.endpoint
+    )
+    engine = make_engine(database_url(config, args.db))
+    try:
+        check_filters(filters, dimensions(engine))
+        text = render(build_page(engine, config, args.page, filters), args.format)
+    finally:
+        engine.dispose()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write --out {args.out!r}: {exc.strerror}") from None
+    return 0
+
+
+_COMMANDS = {"init-db": _init_db, "seed": _seed, "demo": _demo, "export": _export}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

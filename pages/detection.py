@@ -1,0 +1,34 @@
+"""Detection: volume, anomaly rate, confidence and run time, by bucket and by algorithm."""
+
+import streamlit as st
+
+from ui import components, data
+
+filters = data.current_filters()
+page = data.page_data("detection", filters)
+components.header("Detection", page, "Tenant and algorithm filters apply.")
+if components.empty_state(page):
+    st.stop()
+
+components.kpi_cards(page)
+trend = page.series["detection_trend"]
+left, right = st.columns(2)
+with left:
+    components.trend_chart(trend, ["detections", "failed"], "Detections", "bar")
+    components.trend_chart(trend, ["avg_confidence"], "Average confidence (mean score)")
+with right:
+    components.trend_chart(trend, ["anomaly_rate"], "Anomaly rate", percent=True)
+    components.trend_chart(trend, ["avg_execution_ms", "p95_execution_ms"], "Execution time (ms)")
+
+st.subheader("By algorithm")
+algorithms = page.series["by_algorithm"]
+components.scatter(
+    algorithms.dropna(subset=["anomaly_rate", "p95_execution_ms"]),
+    x="p95_execution_ms",
+    y="anomaly_rate",
+    size="detections",
+    label="algorithm",
+    title="Anomaly rate against p95 run time (size: detections)",
+)
+components.table(algorithms, percent_columns=["anomaly_rate", "false_positive_rate"])
+components.downloads(page)

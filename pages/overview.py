@@ -1,0 +1,39 @@
+"""Overview: the six headline KPIs with deltas and sparklines, and headline trends."""
+
+import streamlit as st
+
+from ui import components, data
+
+filters = data.current_filters()
+page = data.page_data("overview", filters)
+components.header("Overview", page)
+if components.empty_state(page):
+    st.stop()
+
+components.kpi_cards(
+    page,
+    sparklines={
+        "total_detections": ("detection_trend", "detections"),
+        "anomaly_rate": ("detection_trend", "anomaly_rate"),
+        "avg_response_ms": ("performance_trend", "avg_ms"),
+        "availability": ("performance_trend", "availability"),
+        "data_processed_gb": ("business_trend", "data_processed_gb"),
+        "active_users": ("business_trend", "active_users"),
+    },
+    per_row=3,
+)
+if page.insights:
+    components.insight_cards(page.insights[:3], show_passing=False)
+
+left, right = st.columns(2)
+with left:
+    components.trend_chart(page.series["detection_trend"], ["detections"], "Detections", "bar")
+    components.trend_chart(
+        page.series["performance_trend"], ["p50_ms", "p95_ms", "p99_ms"], "Latency (ms)"
+    )
+with right:
+    components.trend_chart(
+        page.series["detection_trend"], ["anomaly_rate"], "Anomaly rate", percent=True
+    )
+    components.trend_chart(page.series["business_trend"], ["active_users"], "Active users")
+components.downloads(page)

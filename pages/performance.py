@@ -1,0 +1,30 @@
+"""Performance: API throughput, errors and latency percentiles, by bucket and by endpoint."""
+
+import streamlit as st
+
+from ui import components, data
+
+filters = data.current_filters()
+page = data.page_data("performance", filters)
+components.header(
+    "Performance", page, "Source: the API request log. Tenant and endpoint filters apply."
+)
+if components.empty_state(page):
+    st.stop()
+
+components.kpi_cards(page)
+trend = page.series["performance_trend"]
+left, right = st.columns([2, 1])
+with left:
+    components.trend_chart(trend, ["p50_ms", "p95_ms", "p99_ms"], "Latency percentiles (ms)")
+with right:
+    components.gauge(page.kpis["availability"], "Availability")
+left, right = st.columns(2)
+with left:
+    components.trend_chart(trend, ["requests"], "Requests", "bar")
+with right:
+    components.trend_chart(trend, ["error_rate"], "Error rate (5xx)", percent=True)
+
+st.subheader("By endpoint")
+components.table(page.series["by_endpoint"], percent_columns=["error_rate", "share"])
+components.downloads(page)

@@ -1,0 +1,1 @@
+"""Streamlit layer: the shared sidebar, cached data access and page components."""

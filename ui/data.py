@@ -1,0 +1,110 @@
+"""The UI's access to analytics_core: cached, and turning failures into messages.
+
+Engines live in ``st.cache_resource`` (one per URL per process); page data in
+``st.cache_data`` with the config's TTL, keyed on plain values so that every
+session with the same filters shares one result.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from analytics_core.catalog import Dimensions, check_filters, dimensions
+from analytics_core.config import Config, ConfigError, config_path, database_url, load_config
+from analytics_core.filters import Filters, InputError
+from analytics_core.page_data import PageData, build_page
+from analytics_core.sources.database import SourceUnavailable, make_engine
+
+
+def config() -> Config:
+    """The app's config; a bad one stops the page with the message naming the key."""
+    try:
+        return _config(str(config_path()))
+    except ConfigError as exc:
+        st.error(f"**Configuration error.** {exc}")
+        st.stop()
+        raise  # unreachable: st.stop raises
+
+
+@st.cache_resource(show_spinner=False)
+def _config(path: str) -> Config:
+    return load_config(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+def db_url() -> str:
+    return database_url(config())
+
+
+def _configured_ttl() -> timedelta:
+    # cache_data takes its TTL when decorating, so read it once at import.
+    try:
+        return timedelta(seconds=load_config().refresh_interval_seconds)
+    except ConfigError:
+        return timedelta(seconds=300)  # config() reports the error on the page
+
+
+_TTL = _configured_ttl()
+
+
+@st.cache_data(show_spinner=False, ttl=_TTL, max_entries=64)
+def _dimensions(url: str) -> Dimensions:
+    return dimensions(_engine(url))
+
+
+@st.cache_data(show_spinner="Querying…", ttl=_TTL, max_entries=256)
+def _page_data(url: str, cfg_path: str, page: str, filters: Filters) -> PageData:
+    return build_page(_engine(url), _config(cfg_path), page, filters)
+
+
+def _stop_on_source_error(exc: SourceUnavailable) -> None:
+    st.error(f"**{exc.source} is unavailable.** {exc.detail}")
+    st.info(f"How to fix: {exc.hint}")
+    st.stop()
+
+
+def catalog() -> Dimensions:
+    """Tenants, algorithms and endpoints for the sidebar, or a stop with the fix."""
+    try:
+        return _dimensions(db_url())
+    except SourceUnavailable as exc:
+        _stop_on_source_error(exc)
+        raise
+
+
+def page_data(page: str, filters: Filters) -> PageData:
+    """The one call a page makes into analytics_core."""
+    try:
+        check_filters(filters, catalog())
+        config()  # reports a bad config before any query
+        return _page_data(db_url(), str(config_path()), page, filters)
+    except InputError as exc:
+        st.error(str(exc))
+        st.stop()
+        raise
+    except SourceUnavailable as exc:
+        _stop_on_source_error(exc)
+        raise
+
+
+_FILTERS_KEY = "_active_filters"
+
+
+def publish_filters(filters: Filters | None) -> None:
+    """Home.py hands the sidebar's filters to whichever page runs next."""
+    st.session_state[_FILTERS_KEY] = filters
+
+
+def current_filters() -> Filters:
+    """The sidebar's filters; stops the page quietly when the sidebar said why there are none."""
+    filters = st.session_state.get(_FILTERS_KEY)
+    if filters is None:
+        st.stop()
+    return filters

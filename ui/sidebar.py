@@ -1,0 +1,200 @@
+"""The shared sidebar: range, granularity, time zone, filters and auto-refresh.
+
+Its state lives in the URL's query parameters, so a copied link reproduces the
+view. On a session's first run the parameters seed the widgets (a bad value is
+named in a warning and replaced by the default); after that the widgets own the
+state and the URL is rewritten from them on every run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import available_timezones
+
+import streamlit as st
+
+from analytics_core.catalog import Dimensions
+from analytics_core.config import Config
+from analytics_core.filters import (
+    GRANULARITIES,
+    RANGE_PRESETS,
+    Filters,
+    InputError,
+    date_range,
+    make_filters,
+    preset_range,
+    zone,
+)
+
+_PRESET_LABELS = {
+    "24h": "Last 24 hours",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "90d": "Last 90 days",
+    "custom": "Custom",
+}
+_GRANULARITY_OPTIONS = ("auto", *GRANULARITIES)
+_ZONES = tuple(sorted(available_timezones()))
+_SEEDED = "_sidebar_seeded_from_url"
+
+
+def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
+    """Put valid query parameters into the widgets' state; return warnings for the rest."""
+    qp = st.query_params
+    warnings: list[str] = []
+    state = st.session_state
+
+    preset = qp.get("range", config.default_range)
+    if preset not in RANGE_PRESETS:
+        warnings.append(f"URL parameter range={preset!r} is not one of {', '.join(RANGE_PRESETS)}")
+        preset = config.default_range
+    state["range"] = preset
+
+    tz = qp.get("tz", config.default_timezone)
+    try:
+        zone(tz)
+    except InputError as exc:
+        warnings.append(f"URL parameter tz: {exc}")
+        tz = config.default_timezone
+    state["tz"] = tz
+
+    granularity = qp.get("granularity", "auto")
+    if granularity not in _GRANULARITY_OPTIONS:
+        warnings.append(
+            f"URL parameter granularity={granularity!r} is not one of "
+            f"{', '.join(_GRANULARITY_OPTIONS)}"
+        )
+        granularity = "auto"
+    state["granularity"] = granularity
+
+    today = datetime.now(UTC).astimezone(zone(tz)).date()
+    start_d, end_d = today - timedelta(days=6), today
+    if "start" in qp or "end" in qp:
+        try:
+            start_d = date.fromisoformat(qp.get("start", ""))
+            end_d = date.fromisoformat(qp.get("end", ""))
+            if end_d < start_d:
+                raise ValueError
+        except ValueError:
+            warnings.append(
+                f"URL parameters start={qp.get('start')!r}, end={qp.get('end')!r} are not an "
+                "ISO date range (YYYY-MM-DD, end not before start)"
+            )
+            start_d, end_d = today - timedelta(days=6), today
+    state["dates"] = (start_d, end_d)
+
+    for key, known in (
+        ("tenant", tuple(dims.tenants)),
+        ("algorithm", dims.algorithms),
+        ("endpoint", dims.endpoints),
+    ):
+        chosen = qp.get_all(key)
+        unknown = [v for v in chosen if v not in known]
+        if unknown:
+            warnings.append(f"URL parameter {key}: unknown {', '.join(map(repr, unknown))} ignored")
+        state[key] = [v for v in chosen if v in known]
+
+    state["refresh"] = qp.get("refresh", "0") == "1"
+    return warnings
+
+
+def _write_url(filters_state: dict[str, object]) -> None:
+    params: dict[str, str | list[str]] = {}
+    for key, value in filters_state.items():
+        if value in (None, [], ""):
+            continue
+        params[key] = value  # type: ignore[assignment]
+    st.query_params.from_dict(params)
+
+
+def show(config: Config, dims: Dimensions) -> Filters | None:
+    """Render the sidebar; return the chosen filters, or None with the reason shown."""
+    state = st.session_state
+    warnings = []
+    if not state.get(_SEEDED):
+        warnings = _seed_from_url(config, dims)
+        state[_SEEDED] = True
+
+    with st.sidebar:
+        for w in warnings:
+            st.warning(w)
+        preset = st.selectbox(
+            "Date range",
+            list(RANGE_PRESETS),
+            format_func=_PRESET_LABELS.__getitem__,
+            key="range",
+        )
+        if preset == "custom":
+            st.date_input("Dates (inclusive)", key="dates")
+        st.selectbox("Granularity", _GRANULARITY_OPTIONS, key="granularity")
+        st.selectbox("Time zone", _ZONES, key="tz")
+        st.multiselect(
+            "Tenant",
+            list(dims.tenants),
+            format_func=lambda t: f"{dims.tenants[t]} ({t})",
+            key="tenant",
+            placeholder="All tenants",
+        )
+        st.multiselect(
+            "Algorithm", list(dims.algorithms), key="algorithm", placeholder="All algorithms"
+        )
+        st.multiselect(
+            "Endpoint", list(dims.endpoints), key="endpoint", placeholder="All endpoints"
+        )
+        refresh = st.toggle(
+            f"Auto-refresh every {config.refresh_interval_seconds} s",
+            key="refresh",
+            disabled=not config.feature("auto_refresh"),
+        )
+        st.caption("Times are bucketed in the chosen time zone; ranges are half-open.")
+
+    url_state: dict[str, object] = {
+        "range": preset,
+        "granularity": state["granularity"],
+        "tz": state["tz"],
+        "tenant": list(state["tenant"]),
+        "algorithm": list(state["algorithm"]),
+        "endpoint": list(state["endpoint"]),
+        "refresh": "1" if refresh else None,
+    }
+    try:
+        if preset == "custom":
+            dates = state.get("dates")
+            if not isinstance(dates, tuple | list) or len(dates) != 2:
+                st.sidebar.info("Pick the end date of the custom range.")
+                _write_url(url_state)
+                return None
+            url_state["start"], url_state["end"] = dates[0].isoformat(), dates[1].isoformat()
+            start, end = date_range(dates[0], dates[1], state["tz"])
+        else:
+            start, end = preset_range(preset, datetime.now(UTC))
+        filters = make_filters(
+            start,
+            end,
+            state["tz"],
+            state["granularity"],
+            state["tenant"],
+            state["algorithm"],
+            state["endpoint"],
+        )
+    except InputError as exc:
+        st.error(f"Filters: {exc}")
+        _write_url(url_state)
+        return None
+    _write_url(url_state)
+    if refresh and config.feature("auto_refresh"):
+        _auto_refresh(config.refresh_interval_seconds)
+    return filters
+
+
+def _auto_refresh(interval: int) -> None:
+    """Rerun the whole app every ``interval`` seconds; cached data expires on the same clock."""
+    st.session_state["_last_full_run"] = time.monotonic()
+
+    @st.fragment(run_every=interval)
+    def tick() -> None:
+        if time.monotonic() - st.session_state.get("_last_full_run", 0) >= interval * 0.9:
+            st.rerun()
+
+    tick()
