@@ -66,7 +66,9 @@ def business(ds: Dataset, start, end, costs: Costs, tenants=()) -> dict:
     d = _in(ds.detection_results, "created_at", start, end, tenants)
     active = set(r.user_id.dropna()) | set(s.user_id)
     ended = s.dropna(subset=["ended_at"])
-    minutes = [(e - b).total_seconds() / 60 for b, e in zip(ended.started_at, ended.ended_at)]
+    minutes = [
+        (e - b).total_seconds() / 60 for b, e in zip(ended.started_at, ended.ended_at, strict=True)
+    ]
     gb = r.request_bytes.sum() / 1e9
     hours = d.execution_time_ms.sum() / 3.6e6
     return {
