@@ -141,3 +141,11 @@ def test_business_trend_and_tenants(engine, dataset):
         want = expected.business(dataset, *FULL, COSTS, tenants=(tenant,))
         assert tenants.loc[tenant, "active_users"] == want["active_users"]
         assert tenants.loc[tenant, "cost"] == pytest.approx(want["total_cost"], rel=1e-9)
+
+
+def test_throughput_counts_only_elapsed_time():
+    start = T0.to_pydatetime()
+    f = _filters((T0, T0 + pd.Timedelta(days=2)))
+    now = start + pd.Timedelta(hours=12)
+    assert performance.observed_seconds(f, now) == 12 * 3600
+    assert performance.observed_seconds(f, start + pd.Timedelta(days=9)) == 2 * 86400

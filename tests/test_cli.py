@@ -1,0 +1,197 @@
+"""The ``analytics`` command: init-db, seed and export on the real PostgreSQL, and
+every bad input answered with a message and exit code 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import inspect
+
+from analytics_core import schema
+from analytics_core.cli import main
+from analytics_core.config import load_config
+from analytics_core.page_data import PAGES
+from analytics_core.sources.database import make_engine
+from tests.analytics_core import expected
+from tests.fixtures import Dataset
+
+DAYS = 3
+
+
+@pytest.fixture(scope="module")
+def seeded_pg(new_pg_database) -> str:
+    url = new_pg_database()
+    assert main(["seed", "--db", url, "--days", str(DAYS), "--scale", "0.3", "--seed", "5"]) == 0
+    return url
+
+
+def read_dataset(url: str) -> Dataset:
+    """The raw tables, read back for the test's own pandas computation."""
+    engine = make_engine(url)
+    frames = {}
+    with engine.connect() as conn:
+        for table in schema.TABLES:
+            frame = pd.read_sql(table.select(), conn)
+            for col in frame.columns:
+                if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+                    frame[col] = frame[col].dt.tz_convert("UTC")
+            frames[table.name] = frame
+    engine.dispose()
+    return Dataset(**frames)
+
+
+def export(url: str, page: str, fmt: str, *extra: str, capsys=None) -> tuple[int, str]:
+    argv = ["export", "--db", url, "--page", page, "--format", fmt, "--out", "-", *extra]
+    code = main(argv)
+    out = capsys.readouterr().out if capsys else ""
+    return code, out
+
+
+def test_init_db_creates_the_contract(new_pg_database, capsys):
+    url = new_pg_database()
+    assert main(["init-db", "--db", url]) == 0
+    engine = make_engine(url)
+    names = set(inspect(engine).get_table_names())
+    engine.dispose()
+    assert names == {t.name for t in schema.TABLES}
+    assert "tables ready" in capsys.readouterr().out
+
+
+def test_export_of_every_page_matches_the_kpi_definitions(seeded_pg, capsys):
+    data = read_dataset(seeded_pg)
+    last = data.api_requests.ts.max()
+    end = last.floor("h")  # in the past: throughput counts only elapsed time
+    start = end - pd.Timedelta(days=2)
+    costs = load_config().costs
+    want = {
+        **expected.detection(data, start, end),
+        **expected.performance(data, start, end),
+        **expected.business(data, start, end, costs),
+    }
+    want["avg_response_ms"] = want["avg_ms"]
+    for page in PAGES:
+        code, out = export(
+            seeded_pg,
+            page,
+            "json",
+            "--start",
+            start.isoformat(),
+            "--end",
+            end.isoformat(),
+            capsys=capsys,
+        )
+        assert code == 0
+        doc = json.loads(out)
+        assert doc["page"] == page
+        assert doc["kpis"], page
+        expected.assert_kpis_equal(doc["kpis"], {k: want[k] for k in doc["kpis"]})
+        prev = {
+            **expected.detection(data, start - (end - start), start),
+            **expected.business(data, start - (end - start), start, costs),
+        }
+        for key in set(doc["previous"]) & set(prev):
+            expected.assert_kpis_equal({key: doc["previous"][key]}, {key: prev[key]})
+
+
+def test_csv_export_matches_json(seeded_pg, capsys):
+    args = ("--start", "2000-01-01", "--end", "2100-01-01", "--granularity", "month")
+    _, js = export(seeded_pg, "performance", "json", *args, capsys=capsys)
+    code, csv = export(seeded_pg, "performance", "csv", *args, capsys=capsys)
+    assert code == 0
+    doc = json.loads(js)
+    table = pd.read_csv(io.StringIO(csv), comment="#")
+    kpis = table[table.table == "kpis"].set_index("kpi")["value"].astype(float)
+    for key, value in doc["kpis"].items():
+        assert kpis[key] == pytest.approx(value)
+    assert (table.table == "by_endpoint").sum() == len(doc["series"]["by_endpoint"])
+
+
+def test_tenant_filter_and_date_only_in_zone(seeded_pg, capsys, tmp_path):
+    data = read_dataset(seeded_pg)
+    tenant = data.tenants.tenant_id.iloc[0]
+    out = tmp_path / "export.json"
+    today = datetime.now(UTC).date()
+    code = main(
+        [
+            "export", "--db", seeded_pg, "--page", "business", "--format", "json",
+            "--start", (today - timedelta(days=1)).isoformat(), "--end", today.isoformat(),
+            "--tz", "America/New_York", "--tenant", tenant, "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(out.read_text())
+    start = pd.Timestamp(today - timedelta(days=1)).tz_localize("America/New_York")
+    end = pd.Timestamp(today).tz_localize("America/New_York")
+    assert doc["filters"]["start"] == start.tz_convert("UTC").isoformat()
+    assert doc["filters"]["tenants"] == [tenant]
+    costs = load_config().costs
+    expected.assert_kpis_equal(
+        doc["kpis"], expected.business(data, start, end, costs, tenants=(tenant,))
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "2026-03-05", "--end", "2026-03-01"], "empty or reversed"),
+        (["--start", "2026-03-05", "--end", "2026-03-05"], "empty or reversed"),
+        (["--start", "last tuesday", "--end", "2026-03-01"], "--start 'last tuesday'"),
+        (["--start", "2026-03-01", "--end", "2026-03-02", "--tz", "Mars/Base"], "Mars/Base"),
+        (["--start", "2026-03-01", "--end", "2026-03-02", "--tenant", "t_nope"], "unknown tenant"),
+        (["--start", "2026-03-01"], "give --start and --end"),
+        (["--range", "7d", "--start", "2026-03-01"], "either --range"),
+    ],
+)
+def test_bad_export_input_exits_2_with_a_message(seeded_pg, capsys, args, message):
+    code = main(["export", "--db", seeded_pg, "--page", "overview", "--format", "json"]
+                + ["--out", "-", *args])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--page", "sales", "--format", "json"], "invalid choice: 'sales'"),
+        (["--page", "overview", "--format", "xml"], "invalid choice: 'xml'"),
+    ],
+)
+def test_unknown_page_or_format(args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "analytics_core.cli", "export", *args, "--range", "7d",
+         "--out", "-"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_database_exits_3_naming_it(capsys):
+    code = main(
+        ["export", "--db", "postgresql://postgres@127.0.0.1:9/none", "--page", "overview",
+         "--format", "json", "--range", "24h", "--out", "-"]
+    )  # fmt: skip
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "primary database" in err and "127.0.0.1:9" in err
+
+
+def test_bad_config_exits_2(tmp_path, capsys):
+    bad = tmp_path / "c.yml"
+    bad.write_text("costs:\n  compute_hour: free\n")
+    assert main(["init-db", "--config", str(bad), "--db", "duckdb:///:memory:"]) == 2
+    assert "costs.compute_hour" in capsys.readouterr().err
+
+
+def test_seed_refuses_a_filled_database(seeded_pg, capsys):
+    assert main(["seed", "--db", seeded_pg, "--days", "1"]) == 2
+    assert "already" in capsys.readouterr().err.lower()
+    assert main(["seed", "--db", "duckdb:///" + "/nonexistent/x.duckdb", "--days", "-1"]) == 2
