@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analytics_core.config import (
-    DEMO_DATABASE_PATH,
     ConfigError,
     database_url,
+    demo_database_path,
     demo_database_url,
     load_config,
 )
@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed", parents=[common], help="fill a database with demo data")
     seed.add_argument("--days", type=float, default=90.0)
-    seed.add_argument("--scale", type=float, default=1.0)
+    seed.add_argument(
+        "--scale", type=float, default=None, help="1.0 = ~300k requests per 90 days (default)"
+    )
     seed.add_argument("--seed", type=int, default=42)
     seed.add_argument(
         "--top-up", action="store_true", help="append data from the last event up to now"
@@ -116,7 +118,8 @@ def _seed(args: argparse.Namespace) -> int:
         if args.top_up:
             counts = top_up(engine, seed=args.seed, scale=args.scale)
         else:
-            counts = seed(engine, days=args.days, scale=args.scale, seed=args.seed)
+            scale = 1.0 if args.scale is None else args.scale
+            counts = seed(engine, days=args.days, scale=scale, seed=args.seed)
     except SeedError as exc:
         raise InputError(str(exc)) from None
     finally:
@@ -132,18 +135,18 @@ def _demo(args: argparse.Namespace) -> int:
     from analytics_core.seed import seed, top_up
 
     load_config(args.config)
-    url = demo_database_url()
-    DEMO_DATABASE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    if not DEMO_DATABASE_PATH.exists():
+    url, path = demo_database_url(), demo_database_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
         engine = make_engine(url, read_only=False)
         try:
             counts = seed(engine)
         except BaseException:
             engine.dispose()
-            DEMO_DATABASE_PATH.unlink(missing_ok=True)  # no half-built demo file left behind
+            path.unlink(missing_ok=True)  # no half-built demo file left behind
             raise
         engine.dispose()
-        print(f"created demo database {DEMO_DATABASE_PATH} ({counts['api_requests']:,} requests)")
+        print(f"created demo database {path} ({counts['api_requests']:,} requests)")
         return 0
     engine = make_engine(url, read_only=False)
     try:

@@ -21,6 +21,7 @@ from analytics_core.kpis import KPIS
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "analytics.yml"
 DEMO_DATABASE_PATH = PROJECT_ROOT / "data" / "demo.duckdb"
+DEMO_DATABASE_ENV = "ANALYTICS_DEMO_DB"  # moves the demo file (tests use a temp one)
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -278,8 +279,12 @@ def database_url(config: Config, override: str | None = None) -> str:
     return normalize_db_url(url) if url else demo_database_url()
 
 
+def demo_database_path() -> Path:
+    return Path(os.environ.get(DEMO_DATABASE_ENV) or DEMO_DATABASE_PATH)
+
+
 def demo_database_url() -> str:
-    return f"duckdb:///{DEMO_DATABASE_PATH}"
+    return f"duckdb:///{demo_database_path()}"
 
 
 def normalize_db_url(url: str) -> str:

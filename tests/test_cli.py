@@ -195,3 +195,35 @@ def test_seed_refuses_a_filled_database(seeded_pg, capsys):
     assert main(["seed", "--db", seeded_pg, "--days", "1"]) == 2
     assert "already" in capsys.readouterr().err.lower()
     assert main(["seed", "--db", "duckdb:///" + "/nonexistent/x.duckdb", "--days", "-1"]) == 2
+
+
+def test_demo_creates_then_tops_up_only_the_demo_file(tmp_path, monkeypatch, capsys):
+    from analytics_core.catalog import dimensions
+    from analytics_core.seed import seed
+
+    demo = tmp_path / "demo.duckdb"
+    monkeypatch.setenv("ANALYTICS_DEMO_DB", str(demo))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:9/never-touched")
+    stale_end = datetime.now(UTC) - timedelta(hours=5)
+    writer = make_engine(f"duckdb:///{demo}", read_only=False)
+    seed(writer, days=2, scale=0.2, end=stale_end)
+    writer.dispose()
+
+    assert main(["demo"]) == 0
+    assert "topped up" in capsys.readouterr().out
+    engine = make_engine(f"duckdb:///{demo}")
+    last = dimensions(engine).last_event
+    engine.dispose()
+    assert last is not None and datetime.now(UTC) - last < timedelta(minutes=30)
+    assert main(["demo"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_read_only_engines_refuse_writes(seeded_pg, duckdb_url):
+    from sqlalchemy import delete
+
+    for url in (seeded_pg, duckdb_url):
+        engine = make_engine(url)
+        with pytest.raises(Exception, match="(?i)read.only"), engine.begin() as conn:
+            conn.execute(delete(schema.tenants))
+        engine.dispose()

@@ -18,7 +18,11 @@ from analytics_core.insights import Insight
 from analytics_core.kpis import KPIS, delta_color, format_delta, format_kpi
 from analytics_core.page_data import PageData
 
-_SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+_SEVERITY_ICON = {
+    "critical": ":material/error:",
+    "warning": ":material/warning:",
+    "info": ":material/info:",
+}
 
 
 def header(title: str, data: PageData | None = None, caption: str | None = None) -> None:
@@ -78,7 +82,10 @@ def trend_chart(
     """A time series chart of ``columns`` against the bucket column."""
     labels = {c: c.replace("_", " ") for c in columns}
     if kind == "bar":
-        fig = px.bar(frame, x="bucket", y=list(columns), title=title, labels=labels)
+        # Grouped, not stacked: series such as detections and failed overlap.
+        fig = px.bar(
+            frame, x="bucket", y=list(columns), title=title, labels=labels, barmode="group"
+        )
     else:
         fig = px.line(frame, x="bucket", y=list(columns), title=title, labels=labels, markers=False)
     fig.update_layout(legend_title_text="", xaxis_title="", yaxis_title="", height=320)
@@ -92,6 +99,7 @@ def gauge(value: float | None, title: str, low: float = 0.95) -> None:
     if value is None:
         st.metric(title, "no data")
         return
+    low = min(low, max(0.0, value - 0.01))  # keep a bad day on the dial
     fig = go.Figure(
         go.Indicator(
             mode="gauge+number",
@@ -126,17 +134,22 @@ def insight_cards(insights: Sequence[Insight], show_passing: bool = True) -> Non
     if not firing:
         st.success("No threshold is breached in this range.")
     for i in firing:
-        text = f"{_SEVERITY_ICON.get(i.severity, '')} **{i.severity.upper()}**: {i.message}"
-        (st.error if i.severity == "critical" else st.warning)(text)
+        show = st.error if i.severity == "critical" else st.warning
+        show(f"**{i.severity.upper()}**: {i.message}", icon=_SEVERITY_ICON.get(i.severity))
     rest = [i for i in insights if i.status != "firing"]
     if show_passing and rest:
         with st.expander(f"{len(rest)} other checks"):
             for i in rest:
-                st.markdown(f"- {'⚪ no data' if i.status == 'no_data' else '✅ ok'}: {i.message}")
+                mark = "no data" if i.status == "no_data" else "ok"
+                st.markdown(f"- **{mark}**: {i.message}")
 
 
 def downloads(data: PageData) -> None:
     """CSV and JSON of exactly what the page shows, with the filters recorded."""
+    from ui.data import config
+
+    if not config().feature("exports"):
+        return
     stem = f"{data.page}_{data.filters.start:%Y%m%dT%H%M}_{data.filters.end:%Y%m%dT%H%M}"
     left, right, _ = st.columns([1, 1, 4])
     with left:
