@@ -41,6 +41,10 @@ class AlertRule:
     above: float | None
     below: float | None
     severity: str
+    # Hysteresis: once firing, the alert clears only past this level (default: the threshold).
+    clear: float | None = None
+    # Buckets in a row the breach must last before the alert fires.
+    for_buckets: int = 1
 
     @property
     def threshold(self) -> float:
@@ -57,6 +61,21 @@ class Costs:
     compute_hour: float = 0.50
     gb_processed: float = 0.09
     per_1000_api_calls: float = 0.40
+
+
+CAPACITY_SERIES = ("requests_per_day", "gb_per_day")
+
+
+@dataclass(frozen=True)
+class InsightsSettings:
+    # Anomaly detector: robust score at which a point is flagged; higher flags less.
+    sensitivity: float = 3.0
+    trend_alpha: float = 0.05
+    change_alpha: float = 0.05
+    forecast_horizon_days: int = 30
+    forecast_level: float = 0.9
+    # Daily limits the capacity forecast warns about, by series name.
+    capacity: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,7 @@ class Config:
     features: dict[str, bool] = field(default_factory=dict)
     alerts: tuple[AlertRule, ...] = ()
     costs: Costs = field(default_factory=Costs)
+    insights: InsightsSettings = field(default_factory=InsightsSettings)
 
     def feature(self, name: str, default: bool = True) -> bool:
         return self.features.get(name, default)
@@ -194,7 +214,7 @@ def _parse(p: Path, data: dict[str, Any]) -> Config:
     from analytics_core.filters import RANGE_PRESETS
 
     r = _Reader(p, data)
-    known = {"dashboard", "data_sources", "features", "alerts", "costs"}
+    known = {"dashboard", "data_sources", "features", "alerts", "costs", "insights"}
     for key in data:
         if key not in known:
             raise ConfigError(p, str(key), f"one of the sections {', '.join(sorted(known))}")
@@ -242,7 +262,15 @@ def _parse(p: Path, data: dict[str, Any]) -> Config:
         severity = r.get(rule, f"{key}.severity", "str", "warning")
         if severity not in SEVERITIES:
             raise ConfigError(p, f"{key}.severity", f"one of {', '.join(SEVERITIES)}", severity)
-        alerts.append(AlertRule(kpi, above, below, severity))
+        clear = r.get(rule, f"{key}.clear", "number", None)
+        threshold = above if above is not None else below
+        if clear is not None and (
+            (above is not None and clear > threshold) or (below is not None and clear < threshold)
+        ):
+            side = "at or below `above`" if above is not None else "at or above `below`"
+            raise ConfigError(p, f"{key}.clear", f"a level {side} (hysteresis)", clear)
+        for_buckets = r.get(rule, f"{key}.for_buckets", "posint", 1)
+        alerts.append(AlertRule(kpi, above, below, severity, clear, for_buckets))
 
     costs_raw = r.section("costs")
     costs = Costs(
@@ -252,6 +280,37 @@ def _parse(p: Path, data: dict[str, Any]) -> Config:
         per_1000_api_calls=r.get(
             costs_raw, "costs.per_1000_api_calls", "number", Costs.per_1000_api_calls
         ),
+    )
+
+    ins = r.section("insights")
+    capacity_raw = ins.get("capacity") or {}
+    if not isinstance(capacity_raw, dict):
+        raise ConfigError(p, "insights.capacity", "a mapping of series name to daily limit")
+    capacity = {}
+    for name in capacity_raw:
+        if name not in CAPACITY_SERIES:
+            raise ConfigError(
+                p, f"insights.capacity.{name}", f"one of {', '.join(CAPACITY_SERIES)}", name
+            )
+        capacity[name] = r.get(capacity_raw, f"insights.capacity.{name}", "number", None)
+    level = r.get(ins, "insights.forecast_level", "number", 0.9)
+    if not 0 < level < 1:
+        raise ConfigError(p, "insights.forecast_level", "a number between 0 and 1", level)
+    alphas = {}
+    for name in ("trend_alpha", "change_alpha"):
+        alphas[name] = r.get(ins, f"insights.{name}", "number", 0.05)
+        if not 0 < alphas[name] < 1:
+            raise ConfigError(p, f"insights.{name}", "a number between 0 and 1", alphas[name])
+    sensitivity = r.get(ins, "insights.sensitivity", "number", 3.0)
+    if sensitivity <= 0:
+        raise ConfigError(p, "insights.sensitivity", "a number > 0", sensitivity)
+    insights = InsightsSettings(
+        sensitivity=sensitivity,
+        trend_alpha=alphas["trend_alpha"],
+        change_alpha=alphas["change_alpha"],
+        forecast_horizon_days=r.get(ins, "insights.forecast_horizon_days", "posint", 30),
+        forecast_level=level,
+        capacity={k: v for k, v in capacity.items() if v is not None},
     )
 
     return Config(
@@ -270,6 +329,7 @@ def _parse(p: Path, data: dict[str, Any]) -> Config:
         features=features,
         alerts=tuple(alerts),
         costs=costs,
+        insights=insights,
     )
 
 
