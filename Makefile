@@ -37,3 +37,9 @@ clean:
 # Speed and memory, measured (never asserted in tests): writes bench/RESULTS.md.
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Anomaly detector quality on the labelled cloud-monitoring series (never asserted in
+# tests): writes bench/INSIGHTS.md. Data: ../shared/data/cloud-monitoring or $CLOUD_MONITORING_DIR.
+.PHONY: eval-insights
+eval-insights: $(VENV)/.installed
+	$(PY) bench/eval_insights.py $(EVAL_ARGS)

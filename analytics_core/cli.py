@@ -1,4 +1,4 @@
-"""The ``analytics`` command: init-db, seed, demo, export.
+"""The ``analytics`` command: init-db, seed, demo, export, detect-anomalies.
 
 Exit codes: 0 success, 2 bad input or config (the message names what was
 wrong), 3 a data source unreachable, 1 anything else.
@@ -69,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="create the embedded demo database if missing, top it up if over an hour old",
+    )
+
+    detect = sub.add_parser(
+        "detect-anomalies",
+        parents=[common],
+        help="score a CSV series (timestamp,value) with the insights anomaly detector",
+    )
+    detect.add_argument("--input", required=True, help="CSV with timestamp and value columns")
+    detect.add_argument("--output", required=True, help="output CSV, or - for stdout")
+    detect.add_argument(
+        "--sensitivity", type=float, default=None, help="flag level (default: the config's)"
     )
 
     export = sub.add_parser("export", parents=[common], help="write a page's data as JSON or CSV")
@@ -196,7 +207,28 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"init-db": _init_db, "seed": _seed, "demo": _demo, "export": _export}
+def _detect_anomalies(args: argparse.Namespace) -> int:
+    from analytics_core.series_io import read_series, write_scores
+
+    config = load_config(args.config)
+    sensitivity = args.sensitivity if args.sensitivity is not None else config.insights.sensitivity
+    if not sensitivity > 0:
+        raise InputError(f"--sensitivity must be a number > 0 (got {args.sensitivity})")
+    from analytics_core.insights.anomalies import detect
+
+    series = read_series(args.input)
+    scored = detect(series.timestamps, series.values, sensitivity=sensitivity)
+    write_scores(args.output, series.raw_timestamps, series.values, scored)
+    return 0
+
+
+_COMMANDS = {
+    "init-db": _init_db,
+    "seed": _seed,
+    "demo": _demo,
+    "export": _export,
+    "detect-anomalies": _detect_anomalies,
+}
 
 if __name__ == "__main__":
     raise SystemExit(main())

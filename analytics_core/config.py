@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import yaml
 
 from analytics_core.kpis import KPIS
@@ -43,8 +45,8 @@ class AlertRule:
     severity: str
     # Hysteresis: once firing, the alert clears only past this level (default: the threshold).
     clear: float | None = None
-    # Buckets in a row the breach must last before the alert fires.
-    for_buckets: int = 1
+    # How long the breach must last before the alert fires (like Prometheus ``for:``).
+    for_duration: timedelta = timedelta(0)
 
     @property
     def threshold(self) -> float:
@@ -210,6 +212,19 @@ class _Reader:
         raise AssertionError(kind)
 
 
+def _duration(p: Path, rule: dict[str, Any], key: str) -> timedelta:
+    raw = rule.get("for")
+    if raw in (None, "", 0):
+        return timedelta(0)
+    try:
+        value = pd.Timedelta(str(raw)).to_pytimedelta()
+    except ValueError:
+        value = None
+    if value is None or value < timedelta(0):
+        raise ConfigError(p, f"{key}.for", "a duration such as 30m, 2h or 1d", raw)
+    return value
+
+
 def _parse(p: Path, data: dict[str, Any]) -> Config:
     from analytics_core.filters import RANGE_PRESETS
 
@@ -269,8 +284,7 @@ def _parse(p: Path, data: dict[str, Any]) -> Config:
         ):
             side = "at or below `above`" if above is not None else "at or above `below`"
             raise ConfigError(p, f"{key}.clear", f"a level {side} (hysteresis)", clear)
-        for_buckets = r.get(rule, f"{key}.for_buckets", "posint", 1)
-        alerts.append(AlertRule(kpi, above, below, severity, clear, for_buckets))
+        alerts.append(AlertRule(kpi, above, below, severity, clear, _duration(p, rule, key)))
 
     costs_raw = r.section("costs")
     costs = Costs(

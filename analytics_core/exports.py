@@ -1,6 +1,7 @@
 """Exports of a page's data (CSV and JSON), built from the same PageData the UI shows.
 
-JSON: ``{"page", "generated_at", "filters", "kpis", "previous", "series", "insights"}``.
+JSON: ``{"page", "generated_at", "filters", "kpis", "previous", "changes", "series",
+"insights"}``; each insight carries its evidence rows.
 CSV: one table with a leading ``table`` column (``kpis``, each series name,
 ``insights``); the filters are recorded as ``# key: value`` comment lines on top,
 so ``pandas.read_csv(f, comment="#")`` reads it back.
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import pandas as pd
 
+from analytics_core.insights import Insight
 from analytics_core.page_data import PageData
 
 FORMATS = ("json", "csv")
@@ -51,9 +54,21 @@ def to_dict(data: PageData) -> dict[str, object]:
         "filters": data.filters.as_dict(),
         "kpis": {k: _jsonable(v) for k, v in data.kpis.items()},
         "previous": {k: _jsonable(v) for k, v in data.previous.items()},
+        "changes": {k: _plain(asdict(c)) for k, c in data.changes.items()},
         "series": {name: _records(frame) for name, frame in data.series.items()},
-        "insights": [{k: _jsonable(v) for k, v in i.as_dict().items()} for i in data.insights],
+        "insights": [_insight(i) for i in data.insights],
     }
+
+
+def _plain(mapping: dict[str, object]) -> dict[str, object]:
+    return {k: _jsonable(v) for k, v in mapping.items()}
+
+
+def _insight(insight: Insight) -> dict[str, object]:
+    out = _plain(insight.as_dict(with_evidence=False))
+    out["details"] = _plain(insight.details)
+    out["evidence"] = None if insight.evidence is None else _records(insight.evidence)
+    return out
 
 
 def to_json(data: PageData) -> str:
@@ -78,8 +93,14 @@ def to_csv(data: PageData) -> str:
     for name, frame in data.series.items():
         parts.append(frame.assign(table=name)[["table", *frame.columns]])
     if data.insights:
-        rows = [i.as_dict() for i in data.insights]
-        parts.append(pd.DataFrame(rows).assign(table="insights"))
+        rows = []
+        for n, insight in enumerate(data.insights):
+            row = insight.as_dict(with_evidence=False)
+            row["details"] = json.dumps(_plain(insight.details), default=str)
+            rows.append({"insight": n, **row})
+            if insight.evidence is not None:
+                parts.append(insight.evidence.assign(table="insight_evidence", insight=n))
+        parts.insert(1, pd.DataFrame(rows).assign(table="insights"))
     table = pd.concat([p.astype(object) for p in parts], ignore_index=True, sort=False)
     table = table[["table", *[c for c in table.columns if c != "table"]]]
     return "\n".join(header) + "\n" + table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S")

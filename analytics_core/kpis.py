@@ -177,3 +177,66 @@ def delta_color(key: str) -> str:
     if better is None:
         return "off"
     return "normal" if better else "inverse"
+
+
+def area_of(key: str) -> str:
+    """The page a KPI belongs to (overview-only keys map to their source area)."""
+    if key in DETECTION_KPIS:
+        return "detection"
+    if key in PERFORMANCE_KPIS or key == "avg_response_ms":
+        return "performance"
+    return "business"
+
+
+# Where each KPI's per-bucket values live in the page series: (series, column).
+TREND_COLUMN: dict[str, tuple[str, str]] = {
+    "total_detections": ("detection_trend", "detections"),
+    "failed_detections": ("detection_trend", "failed"),
+    "total_anomalies": ("detection_trend", "anomalies"),
+    "anomaly_rate": ("detection_trend", "anomaly_rate"),
+    "avg_confidence": ("detection_trend", "avg_confidence"),
+    "avg_execution_ms": ("detection_trend", "avg_execution_ms"),
+    "p95_execution_ms": ("detection_trend", "p95_execution_ms"),
+    "requests": ("performance_trend", "requests"),
+    "error_rate": ("performance_trend", "error_rate"),
+    "availability": ("performance_trend", "availability"),
+    "avg_ms": ("performance_trend", "avg_ms"),
+    "avg_response_ms": ("performance_trend", "avg_ms"),
+    "p50_ms": ("performance_trend", "p50_ms"),
+    "p95_ms": ("performance_trend", "p95_ms"),
+    "p99_ms": ("performance_trend", "p99_ms"),
+    "active_users": ("business_trend", "active_users"),
+    "new_users": ("business_trend", "new_users"),
+    "sessions": ("business_trend", "sessions"),
+    "api_calls": ("business_trend", "api_calls"),
+    "data_processed_gb": ("business_trend", "data_processed_gb"),
+    "total_cost": ("business_trend", "cost"),
+}
+
+# A per-bucket rate or percentile over fewer events than this is noise, not signal
+# (a p99 of 20 requests is their maximum): detectors treat such buckets as missing.
+MIN_BUCKET_EVENTS: dict[str, int] = {
+    "anomaly_rate": 5,
+    "avg_confidence": 5,
+    "avg_execution_ms": 5,
+    "p95_execution_ms": 20,
+    "error_rate": 50,
+    "availability": 50,
+    "avg_ms": 10,
+    "avg_response_ms": 10,
+    "p50_ms": 10,
+    "p95_ms": 20,
+    "p99_ms": 100,
+}
+_SUPPORT = {"detection_trend": "detections", "performance_trend": "requests"}
+
+
+def bucket_values(frame, key: str):
+    """A KPI's per-bucket values from its trend frame, NaN where too few events back them."""
+    series_name, column = TREND_COLUMN[key]
+    values = frame[column].astype(float)
+    support = _SUPPORT.get(series_name)
+    minimum = MIN_BUCKET_EVENTS.get(key, 0)
+    if support and minimum and support in frame.columns:
+        values = values.where(frame[support] >= minimum)
+    return values

@@ -11,7 +11,14 @@ from sqlalchemy import Engine
 
 from analytics_core.config import Config
 from analytics_core.filters import Filters
-from analytics_core.insights import Insight, check_thresholds
+from analytics_core.insights import Insight
+from analytics_core.insights.compare import Change
+from analytics_core.insights.feed import (
+    bottleneck_tables,
+    build_insights,
+    kpi_changes,
+    trend_series,
+)
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.queries import business, detection, performance
 
@@ -35,6 +42,8 @@ class PageData:
     series: dict[str, pd.DataFrame] = field(default_factory=dict)
     insights: list[Insight] = field(default_factory=list)
     currency: str = "USD"
+    # Each KPI against the previous period, with a significance test fitting its kind.
+    changes: dict[str, Change] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -65,26 +74,31 @@ def build_page(
     current = _all_kpis(engine, config, filters, now)
     previous = _all_kpis(engine, config, filters.previous(), now)
     keys = PAGE_KPIS[page]
+    trends = trend_series(engine, config, filters)
+    previous_trends = trend_series(engine, config, filters.previous())
+    changes = kpi_changes(current, previous, trends, previous_trends, config.insights.change_alpha)
 
     series: dict[str, pd.DataFrame] = {}
-    if page in ("overview", "detection"):
-        series["detection_trend"] = detection.trend(engine, filters)
+    if page in ("overview", "detection", "insights"):
+        series["detection_trend"] = trends["detection_trend"]
     if page == "detection":
         series["by_algorithm"] = detection.by_algorithm(engine, filters)
-    if page in ("overview", "performance"):
-        series["performance_trend"] = performance.trend(engine, filters)
+    if page in ("overview", "performance", "insights"):
+        series["performance_trend"] = trends["performance_trend"]
     if page == "performance":
         series["by_endpoint"] = performance.by_endpoint(engine, filters)
-    if page in ("overview", "business"):
-        series["business_trend"] = business.trend(engine, filters, config.costs)
+    if page in ("overview", "business", "insights"):
+        series["business_trend"] = trends["business_trend"]
     if page == "business":
         series["by_tenant"] = business.by_tenant(engine, filters, config.costs)
+    if page == "insights":
+        series.update(bottleneck_tables(engine, filters, current, previous))
 
     insights: list[Insight] = []
-    if page in ("overview", "insights"):
-        insights = check_thresholds(config.alerts, current, config.costs.currency)
+    if page in ("overview", "insights") and config.feature("insights"):
+        insights = build_insights(engine, config, filters, current, previous, trends, changes, now)
         if page == "overview":
-            insights = [i for i in insights if i.status == "firing"]
+            insights = [i for i in insights if i.status in ("firing", "resolved")][:3]
 
     return PageData(
         page=page,
@@ -95,4 +109,5 @@ def build_page(
         series=series,
         insights=insights,
         currency=config.costs.currency,
+        changes={k: changes[k] for k in keys},
     )

@@ -1,4 +1,4 @@
-"""Insights: the config's threshold checks against this range's KPIs."""
+"""Insights: a ranked feed of what changed, each with its evidence and method."""
 
 import streamlit as st
 
@@ -6,11 +6,16 @@ from ui import components, data
 
 filters = data.current_filters()
 page = data.page_data("insights", filters)
-components.header("Insights", page, "Threshold checks from the config's alerts section.")
+components.header("Insights", page, "Ranked: active first, then by severity and strength.")
 if components.empty_state(page):
     st.stop()
 
-components.insight_cards(page.insights)
+area = st.radio("Area", components.AREAS, horizontal=True, key="insight_area")
+components.insight_feed(page.insights, area)
+
+with st.expander("Bottlenecks: who contributes to slow requests, errors and run time"):
+    components.table(page.series["bottleneck_endpoints"])
+    components.table(page.series["bottleneck_algorithms"])
 with st.expander("All KPIs in this range"):
     components.kpi_cards(page)
 components.downloads(page)

@@ -22,8 +22,7 @@ components.kpi_cards(
     },
     per_row=3,
 )
-if page.insights:
-    components.insight_cards(page.insights[:3], show_passing=False)
+components.top_insights(page.insights)
 
 left, right = st.columns(2)
 with left:

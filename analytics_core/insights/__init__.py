@@ -1,9 +1,11 @@
 """Insights: findings derived from the KPIs and series, each with its evidence.
 
-``thresholds`` checks KPIs against the config's ``alerts:`` section; trend,
-anomaly and forecast detectors join it as further modules.
+``model`` is the record; ``thresholds`` (config alerts with hysteresis),
+``anomalies`` (seasonal robust detector), ``trends``, ``compare`` (previous
+period), ``forecast`` (capacity) are the detectors; ``feed`` runs them all.
 """
 
-from analytics_core.insights.thresholds import Insight, check_thresholds
+from analytics_core.insights.model import Insight, rank
+from analytics_core.insights.thresholds import check_thresholds
 
-__all__ = ["Insight", "check_thresholds"]
+__all__ = ["Insight", "check_thresholds", "rank"]

@@ -13,10 +13,20 @@ from typing import Literal
 import pandas as pd
 
 Severity = Literal["critical", "warning", "info"]
-Status = Literal["firing", "ok", "no_data", "learning"]
+# resolved: it happened in the range and has cleared since.
+Status = Literal["firing", "resolved", "ok", "no_data", "learning"]
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 # Evidence frames use these columns (missing ones are simply not drawn).
-EVIDENCE_COLUMNS = ("bucket", "value", "baseline", "lower", "upper", "flagged", "forecast")
+EVIDENCE_COLUMNS = (
+    "bucket",
+    "value",
+    "baseline",
+    "lower",
+    "upper",
+    "threshold",
+    "flagged",
+    "forecast",
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class Insight:
 
 def rank(insights: list[Insight]) -> list[Insight]:
     """Firing first, then by severity, then by score (strongest first)."""
-    status_rank = {"firing": 0, "learning": 1, "no_data": 2, "ok": 3}
+    status_rank = {"firing": 0, "resolved": 1, "learning": 2, "no_data": 3, "ok": 4}
     return sorted(
         insights,
         key=lambda i: (status_rank[i.status], SEVERITY_RANK[i.severity], -i.score, i.kpi or ""),

@@ -112,3 +112,17 @@ def by_algorithm(engine: Engine, filters: Filters) -> pd.DataFrame:
     frame = frame.merge(fp, on="algorithm", how="left")
     floats = [c for c in frame.columns if c not in _TREND_COUNTS and c != "algorithm"]
     return numeric(frame, _TREND_COUNTS, floats)
+
+
+def by_detector(engine: Engine, filters: Filters) -> pd.DataFrame:
+    """One row per detector (with its algorithm): the trend's figures."""
+    stmt = (
+        select(dr.c.detector_id, dr.c.algorithm, *_aggregates())
+        .where(_where(filters))
+        .group_by(dr.c.detector_id, dr.c.algorithm)
+        .order_by(dr.c.detector_id)
+    )
+    frame = read_frame(engine, stmt)
+    keys = ("detector_id", "algorithm")
+    floats = [c for c in frame.columns if c not in _TREND_COUNTS and c not in keys]
+    return numeric(frame, _TREND_COUNTS, floats)

@@ -29,7 +29,11 @@ def test_json_and_csv_carry_the_page(engine, dataset, page):
     config = Config(path="test", alerts=RULES)
     data = build_page(engine, config, page, make_filters(START, END, "UTC", "day"))
     doc = json.loads(to_json(data))
-    assert set(doc) == {"page", "generated_at", "filters", "kpis", "previous", "series", "insights"}
+    assert set(doc) == {
+        "page", "generated_at", "filters", "kpis", "previous", "changes", "series", "insights"
+    }  # fmt: skip
+    assert set(doc["changes"]) == set(doc["kpis"])
+    assert all("significant" in c and "p_value" in c for c in doc["changes"].values())
     assert doc["filters"]["start"] == START.isoformat()
     assert doc["kpis"] == pytest.approx(data.kpis)
     if "requests" in doc["kpis"]:
@@ -46,6 +50,15 @@ def test_json_and_csv_carry_the_page(engine, dataset, page):
         assert (pd.isna(got) and value is None) or float(got) == pytest.approx(value)
     for name, frame in data.series.items():
         assert (table.table == name).sum() == len(frame)
+    # Insights travel with their evidence, in both formats.
+    assert len(doc["insights"]) == len(data.insights)
+    for n, insight in enumerate(data.insights):
+        rows = doc["insights"][n]["evidence"]
+        assert (rows is None) == (insight.evidence is None)
+        if rows is not None:
+            assert len(rows) == len(insight.evidence)
+            in_csv = table[(table.table == "insight_evidence") & (table.insight == n)]
+            assert len(in_csv) == len(insight.evidence)
 
 
 def test_threshold_insights_name_kpi_value_and_threshold(engine, dataset):

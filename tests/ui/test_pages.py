@@ -137,3 +137,31 @@ def test_bad_config_names_file_and_key(duckdb_url, monkeypatch, tmp_path):
     assert not at.exception
     errors = " ".join(e.value for e in at.error)
     assert str(bad) in errors and "dashboard.refresh_interval_seconds" in errors
+
+
+def _stories(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("**") and " · " in m.value]
+
+
+@pytest.mark.parametrize("area", ["detection", "performance", "business"])
+def test_insights_feed_and_area_filter(duckdb_url, monkeypatch, area):
+    at = custom(duckdb_url, monkeypatch).run()
+    at.switch_page(PAGES["insights"]).run()
+    assert not at.exception
+    data = core_page(duckdb_url, "insights", FIRST, LAST)
+    stories = [i for i in data.insights if i.status in ("firing", "resolved", "learning")]
+    assert len(_stories(at)) == len(stories) > 0
+    at.radio(key="insight_area").set_value(area).run()
+    shown = _stories(at)
+    assert len(shown) == len([i for i in stories if i.area == area])
+    assert all(s.split("\n")[0].rstrip().endswith(area) for s in shown)
+
+
+def test_overview_shows_top_three_insights(duckdb_url, monkeypatch):
+    at = custom(duckdb_url, monkeypatch).run()
+    data = core_page(duckdb_url, "overview", FIRST, LAST)
+    assert 0 < len(data.insights) <= 3
+    shown = _stories(at)
+    assert len(shown) == len(data.insights)
+    for story, insight in zip(shown, data.insights, strict=True):
+        assert insight.message in story

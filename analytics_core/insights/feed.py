@@ -1,0 +1,697 @@
+"""The insights feed: every detector run over one range, ranked.
+
+Threshold alerts, anomalies on metric series, significant trends, significant
+changes against the previous period, bottlenecks and capacity forecasts each
+become :class:`Insight` records with their evidence. Nothing is appended when
+nothing happened: an empty feed is an honest answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics_core.config import Config
+from analytics_core.filters import Filters
+from analytics_core.insights import anomalies, compare, forecast, trends
+from analytics_core.insights.model import Insight, Severity, evidence_frame, rank
+from analytics_core.insights.thresholds import check_thresholds
+from analytics_core.kpis import KPIS, TREND_COLUMN, area_of, bucket_values, format_kpi, is_missing
+from analytics_core.queries import bottlenecks, business, detection, performance
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric series the anomaly and trend detectors watch."""
+
+    kpi: str
+    label: str
+    per_bucket: bool = False  # a volume: its value depends on the bucket width
+
+    @property
+    def series(self) -> str:
+        return TREND_COLUMN[self.kpi][0]
+
+
+WATCHED = (
+    Metric("anomaly_rate", "anomaly rate"),
+    Metric("p95_ms", "p95 latency"),
+    Metric("p99_ms", "p99 latency"),
+    Metric("error_rate", "error rate"),
+    Metric("requests", "request volume", per_bucket=True),
+    Metric("active_users", "active users", per_bucket=True),
+    Metric("total_cost", "cost", per_bucket=True),
+    Metric("data_processed_gb", "data processed", per_bucket=True),
+)
+# How much history before the range the anomaly detector learns from.
+HOURLY_HISTORY = timedelta(days=28)
+DAILY_HISTORY = timedelta(days=180)
+CAPACITY_HISTORY = timedelta(days=90)
+BUCKET_WIDTH = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=28),  # the shortest month: a breach all month lasts at least this
+}
+# A previous-period change must be significant and at least this large to be told.
+MIN_RELEVANT_CHANGE = 0.10
+
+
+def trend_series(engine: Engine, config: Config, filters: Filters) -> dict[str, pd.DataFrame]:
+    return {
+        "detection_trend": detection.trend(engine, filters),
+        "performance_trend": performance.trend(engine, filters),
+        "business_trend": business.trend(engine, filters, config.costs),
+    }
+
+
+def build_insights(
+    engine: Engine,
+    config: Config,
+    filters: Filters,
+    current: dict[str, float | int | None],
+    previous: dict[str, float | int | None],
+    series: dict[str, pd.DataFrame],
+    changes: dict[str, compare.Change],
+    now: datetime,
+) -> list[Insight]:
+    currency = config.costs.currency
+    found: list[Insight] = []
+    found += check_thresholds(
+        config.alerts, current, series, currency, BUCKET_WIDTH[filters.granularity]
+    )
+    found += metric_anomalies(engine, config, filters)
+    found += metric_trends(engine, config, filters)
+    found += significant_changes(current, previous, changes, currency)
+    found += bottleneck_insights(engine, filters, current, previous)
+    found += capacity_insights(engine, config, filters, now)
+    return rank(found)
+
+
+# --- anomalies -------------------------------------------------------------------------
+
+
+def _local_start(filters: Filters) -> pd.Timestamp:
+    return pd.Timestamp(filters.start).tz_convert(filters.tz).tz_localize(None)
+
+
+# The count that says whether a series' source had any events in a bucket.
+ACTIVITY = {
+    "detection_trend": "detections",
+    "performance_trend": "requests",
+    "business_trend": "api_calls",
+}
+
+
+def _since_first_activity(frame: pd.DataFrame, series: str) -> pd.DataFrame:
+    """Drop the buckets before the data begins: zero-filled, they would read as a quiet
+    history that never happened."""
+    active = (frame[ACTIVITY[series]] > 0).to_numpy()
+    if not active.any():
+        return frame.iloc[:0]
+    return frame.iloc[int(active.argmax()) :].reset_index(drop=True)
+
+
+def _complete(frame: pd.DataFrame, filters: Filters, step: pd.Timedelta) -> pd.DataFrame:
+    """Drop a last bucket that the range ends inside: its counts are not in yet."""
+    local_end = pd.Timestamp(filters.end).tz_convert(filters.tz).tz_localize(None)
+    return frame[frame["bucket"] + step <= local_end].reset_index(drop=True)
+
+
+def _episodes(flags: pd.Series) -> list[tuple[int, int]]:
+    """(first, last) positions of runs of consecutive flags."""
+    runs, start = [], None
+    for i, flag in enumerate(flags.to_numpy()):
+        if flag and start is None:
+            start = i
+        if not flag and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    if start is not None:
+        runs.append((start, len(flags) - 1))
+    return runs
+
+
+def metric_anomalies(engine: Engine, config: Config, filters: Filters) -> list[Insight]:
+    hourly = filters.length <= timedelta(days=31)
+    history = replace(
+        filters,
+        start=filters.start - (HOURLY_HISTORY if hourly else DAILY_HISTORY),
+        granularity="hour" if hourly else "day",
+    )
+    frames = trend_series(engine, config, history)
+    sensitivity = config.insights.sensitivity
+    out: list[Insight] = []
+    learning: list[str] = []
+    step = pd.Timedelta(hours=1) if hourly else pd.Timedelta(days=1)
+    for metric in WATCHED:
+        frame = _since_first_activity(
+            _complete(frames[metric.series], filters, step), metric.series
+        )
+        values = bucket_values(frame, metric.kpi)
+        scored = anomalies.detect(frame["bucket"], values, sensitivity=sensitivity)
+        in_range = (frame["bucket"] >= _local_start(filters)).to_numpy()
+        window = scored[in_range].reset_index(drop=True)
+        buckets = frame["bucket"][in_range].reset_index(drop=True)
+        if window.empty or (window["state"] != anomalies.SCORED).all():
+            if values[in_range].notna().any():
+                learning.append(metric.label)
+            continue
+        insight = _anomaly_insight(engine, metric, filters, history, window, buckets)
+        if insight is not None:
+            out.append(insight)
+    if learning:
+        out.append(
+            Insight(
+                kind="anomaly",
+                area="performance",
+                kpi=None,
+                status="learning",
+                severity="info",
+                score=0.0,
+                message=(
+                    f"Still learning the normal pattern of {', '.join(learning)}: not enough "
+                    "history before this range to score it, so no anomalies are claimed."
+                ),
+                method="Seasonal robust baseline; scores need enough past points",
+            )
+        )
+    return out
+
+
+def _anomaly_insight(
+    engine: Engine,
+    metric: Metric,
+    filters: Filters,
+    history: Filters,
+    window: pd.DataFrame,
+    buckets: pd.Series,
+) -> Insight | None:
+    flags = window["is_anomaly"].fillna(False).astype(bool)
+    runs = _episodes(flags)
+    if not runs:
+        return None
+    # The strongest episode carries the message.
+    strength = [window["score"].iloc[a : b + 1].max() for a, b in runs]
+    a, b = runs[int(np.argmax(strength))]
+    worst = a + int(np.argmax((window["value"] - window["expected"]).abs().iloc[a : b + 1]))
+    value, expected = window["value"].iloc[worst], window["expected"].iloc[worst]
+    higher = value > expected
+    bad = KPIS[metric.kpi].higher_is_better
+    harmful = bad is not None and (higher != bad)
+    step = pd.Timedelta(hours=1) if history.granularity == "hour" else pd.Timedelta(days=1)
+    start, end = buckets.iloc[a], buckets.iloc[b] + step
+    ongoing = b >= len(window) - 2
+    fmt = lambda v: format_kpi(metric.kpi, v)  # noqa: E731
+    message = (
+        f"{_sentence(metric.label)} was unusually {'high' if higher else 'low'} "
+        f"{'since' if ongoing else 'from'} {start:%Y-%m-%d %H:%M}"
+        f"{'' if ongoing else f' to {end:%Y-%m-%d %H:%M}'}: {fmt(value)} against an expected "
+        f"{fmt(expected)}"
+    )
+    if len(runs) > 1:
+        message += f" ({len(runs)} anomalous episodes in this range)"
+    evidence = evidence_frame(
+        buckets,
+        window["value"],
+        baseline=window["expected"],
+        lower=window["lower"],
+        upper=window["upper"],
+        flagged=flags,
+    )
+    utc = lambda t: t.tz_localize(filters.tz, ambiguous=True, nonexistent="shift_forward")  # noqa: E731
+    episode = replace(filters, start=utc(start).tz_convert("UTC"), end=utc(end).tz_convert("UTC"))
+    return Insight(
+        kind="anomaly",
+        area=area_of(metric.kpi),
+        kpi=metric.kpi,
+        status="firing" if ongoing else "resolved",
+        severity="warning" if harmful else "info",
+        score=float(max(strength)),
+        message=message,
+        method=(
+            "Seasonal robust baseline (same hour/day in past weeks, median/MAD score), "
+            "scored only from earlier points"
+        ),
+        baseline=f"{'hourly' if history.granularity == 'hour' else 'daily'} values since "
+        f"{pd.Timestamp(history.start).tz_convert(filters.tz):%Y-%m-%d}",
+        recommendation=_anomaly_recommendation(engine, metric, episode, filters, higher),
+        details={
+            "value": float(value),
+            "expected": float(expected),
+            "episode_start": start.isoformat(),
+            "episode_end": None if ongoing else end.isoformat(),
+            "episodes": len(runs),
+            "max_score": float(max(strength)),
+        },
+        evidence=evidence,
+    )
+
+
+# An endpoint's share during an episode this far above its usual share singles it out.
+CONCENTRATED = 0.15
+
+
+def _anomaly_recommendation(
+    engine: Engine, metric: Metric, episode: Filters, filters: Filters, higher: bool
+) -> str | None:
+    """Point at the endpoint or detector that drove the episode, from its own numbers."""
+    if metric.kpi in ("p95_ms", "p99_ms", "error_rate") and higher:
+        kpis = performance.kpis(engine, filters)
+        during = bottlenecks.endpoints(engine, episode, kpis["p95_ms"])
+        usual = bottlenecks.endpoints(engine, filters, kpis["p95_ms"])
+        share = "slow_share" if metric.kpi != "error_rate" else "error_share"
+        what = "slow requests" if share == "slow_share" else "server errors"
+        if during.empty or during[share].isna().all():
+            return None
+        top = during.loc[during[share].idxmax()]
+        before = usual.set_index("endpoint")[share].get(top["endpoint"], float("nan"))
+        if is_missing(before) or top[share] - before >= CONCENTRATED:
+            return (
+                f"Start with {top['endpoint']}: it produced {top[share]:.0%} of {what} during "
+                f"the episode, against {before:.0%} over the whole range."
+            )
+        return (
+            f"The {what} were spread across endpoints as usual (largest: {top['endpoint']} at "
+            f"{top[share]:.0%}), which points at something they share: the database, the "
+            "network or a dependency, rather than one endpoint."
+        )
+    if metric.kpi == "anomaly_rate":
+        during = detection.by_detector(engine, episode)
+        usual = detection.by_detector(engine, filters).set_index("detector_id")
+        if during.empty:
+            return None
+        during = during.assign(
+            usual=during["detector_id"].map(usual["anomaly_rate"]),
+        )
+        during["lift"] = during["anomaly_rate"] - during["usual"]
+        top = during.loc[during["lift"].abs().idxmax()]
+        if is_missing(top["usual"]):
+            return None
+        return (
+            f"Review detector {top['detector_id']} ({top['algorithm']}): its anomaly rate was "
+            f"{top['anomaly_rate']:.1%} during the episode against {top['usual']:.1%} over the "
+            "range; check its threshold and the datasets it scored."
+        )
+    return None
+
+
+# --- trends ----------------------------------------------------------------------------
+
+
+def _complete_days(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """Drop partial first/last days, which would bias a daily trend or forecast."""
+    local_start = _local_start(filters)
+    local_end = pd.Timestamp(filters.end).tz_convert(filters.tz).tz_localize(None)
+    keep = (frame["bucket"] >= local_start) & (frame["bucket"] + pd.Timedelta(days=1) <= local_end)
+    return frame[keep].reset_index(drop=True)
+
+
+def metric_trends(engine: Engine, config: Config, filters: Filters) -> list[Insight]:
+    if filters.length < timedelta(days=8):
+        return []
+    daily = replace(filters, granularity="day")
+    frames = trend_series(engine, config, daily)
+    out = []
+    for metric in WATCHED:
+        frame = _complete_days(frames[metric.series], filters)
+        values = bucket_values(frame, metric.kpi)
+        found = trends.detect_trend(frame["bucket"], values, alpha=config.insights.trend_alpha)
+        if found is None or not found.significant:
+            continue
+        up = found.slope_per_day > 0
+        better = KPIS[metric.kpi].higher_is_better
+        harmful = better is not None and up != better
+        pct = found.pct_change
+        change = f" ({pct:+.0%} over the range)" if pct is not None and math.isfinite(pct) else ""
+        label = _daily_label(metric)
+        message = (
+            f"{label} is {'rising' if up else 'falling'} by about "
+            f"{format_kpi(metric.kpi, abs(found.slope_per_week))} per week{change}; "
+            f"p = {found.p_value:.3g}"
+        )
+        out.append(
+            Insight(
+                kind="trend",
+                area=area_of(metric.kpi),
+                kpi=metric.kpi,
+                status="firing",
+                severity="warning" if harmful and pct is not None and abs(pct) >= 0.2 else "info",
+                score=float(1 - found.p_value),
+                message=message,
+                method=found.method,
+                baseline=f"{found.n} complete days in the range",
+                recommendation=_trend_recommendation(metric, found, harmful, label),
+                details={
+                    "slope_per_day": found.slope_per_day,
+                    "slope_per_week": found.slope_per_week,
+                    "pct_change": pct,
+                    "p_value": found.p_value,
+                    "n": found.n,
+                },
+                evidence=evidence_frame(
+                    frame["bucket"],
+                    values,
+                    baseline=pd.Series(trends.fitted_line(found, frame["bucket"])),
+                ),
+            )
+        )
+    return out
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _daily_label(metric: Metric) -> str:
+    """Daily values of a volume are per day; say so."""
+    return _sentence(f"{metric.label} per day" if metric.per_bucket else metric.label)
+
+
+def _trend_recommendation(
+    metric: Metric, found: trends.Trend, harmful: bool, label: str
+) -> str | None:
+    if not harmful:
+        return None
+    weeks = 4
+    ahead = found.fitted_end + found.slope_per_week * weeks
+    return (
+        f"If the trend holds, {label.lower()} reaches about "
+        f"{format_kpi(metric.kpi, max(ahead, 0.0))} in {weeks} weeks; find what changed "
+        f"around {found.start:%Y-%m-%d} before it compounds."
+    )
+
+
+# --- previous-period changes ------------------------------------------------------------
+
+
+def kpi_changes(
+    current: dict[str, float | int | None],
+    previous: dict[str, float | int | None],
+    series: dict[str, pd.DataFrame],
+    previous_series: dict[str, pd.DataFrame],
+    alpha: float,
+) -> dict[str, compare.Change]:
+    """Every KPI against the previous period, with a test fitting its kind."""
+    out: dict[str, compare.Change] = {}
+    perf, prev_perf = series.get("performance_trend"), previous_series.get("performance_trend")
+    for key, now_value in current.items():
+        before = previous.get(key)
+        unit = KPIS[key].unit
+        if key in ("error_rate", "availability") and perf is not None and prev_perf is not None:
+            out[key] = compare.compare_proportions(
+                int(perf["errors"].sum()),
+                int(perf["requests"].sum()),
+                int(prev_perf["errors"].sum()),
+                int(prev_perf["requests"].sum()),
+                alpha,
+            )
+            if key == "availability":
+                out[key] = replace(
+                    out[key],
+                    current=now_value,  # type: ignore[arg-type]
+                    previous=before,  # type: ignore[arg-type]
+                    abs_change=None if out[key].abs_change is None else -out[key].abs_change,
+                )
+        elif unit == "count" and key not in ("active_users",):
+            out[key] = compare.compare_counts(int(now_value or 0), int(before or 0), alpha)
+        else:
+            trend = TREND_COLUMN.get(key)
+            cur_values = prev_values = []
+            if trend and trend[0] in series and trend[0] in previous_series:
+                cur_values = series[trend[0]][trend[1]].dropna().tolist()
+                prev_values = previous_series[trend[0]][trend[1]].dropna().tolist()
+            out[key] = compare.compare_samples(
+                cur_values,
+                prev_values,
+                None if is_missing(now_value) else float(now_value),  # type: ignore[arg-type]
+                None if is_missing(before) else float(before),  # type: ignore[arg-type]
+                alpha,
+            )
+    return out
+
+
+def significant_changes(
+    current: dict[str, float | int | None],
+    previous: dict[str, float | int | None],
+    changes: dict[str, compare.Change],
+    currency: str,
+) -> list[Insight]:
+    out = []
+    for key, change in changes.items():
+        if not change.significant or key in ("availability", "avg_response_ms", "api_calls"):
+            continue  # mirrors of error_rate / avg_ms / requests say the same thing twice
+        better = KPIS[key].higher_is_better
+        up = (change.abs_change or 0) > 0
+        harmful = better is not None and up != better
+        pct = change.pct_change
+        if pct is not None and math.isfinite(pct) and abs(pct) < MIN_RELEVANT_CHANGE:
+            continue  # significant with lots of data, but too small to act on
+        size = f" ({pct:+.0%})" if pct is not None and math.isfinite(pct) else ""
+        message = (
+            f"{KPIS[key].label} {'rose' if up else 'fell'} to "
+            f"{format_kpi(key, current[key], currency)} from "
+            f"{format_kpi(key, previous.get(key), currency)} in the previous period{size}"
+        )
+        severity: Severity = (
+            "warning" if harmful and pct is not None and abs(pct) >= 0.25 else "info"
+        )
+        out.append(
+            Insight(
+                kind="change",
+                area=area_of(key),
+                kpi=key,
+                status="firing",
+                severity=severity,
+                score=float(1 - (change.p_value or 0.0)),
+                message=message,
+                method=change.method,
+                baseline="the previous period of equal length",
+                details={
+                    "value": change.current,
+                    "previous": change.previous,
+                    "abs_change": change.abs_change,
+                    "pct_change": pct,
+                    "p_value": change.p_value,
+                },
+            )
+        )
+    return out
+
+
+# --- bottlenecks ------------------------------------------------------------------------
+
+# A contributor is a bottleneck when its share of the cost is this many times its
+# share of the traffic, or when its share grew by this many points.
+DISPROPORTION = 1.5
+SHARE_JUMP = 0.10
+# Shares of fewer events than this are anecdotes.
+MIN_CONTRIBUTING_EVENTS = 20
+
+
+def bottleneck_tables(
+    engine: Engine,
+    filters: Filters,
+    current: dict[str, float | int | None],
+    previous: dict[str, float | int | None],
+) -> dict[str, pd.DataFrame]:
+    """Endpoint and algorithm contributions, now and in the previous period."""
+    prev_filters = filters.previous()
+    endpoints = bottlenecks.endpoints(engine, filters, current.get("p95_ms"))  # type: ignore[arg-type]
+    endpoints_before = bottlenecks.endpoints(engine, prev_filters, previous.get("p95_ms"))  # type: ignore[arg-type]
+    algos = bottlenecks.algorithms(engine, filters)
+    algos_before = bottlenecks.algorithms(engine, prev_filters)
+    share_cols = ["slow", "errors", "slow_share", "error_share", "time_share", "request_share"]
+    endpoints = endpoints.merge(
+        endpoints_before[["endpoint", *share_cols]].rename(
+            columns={c: f"{c}_before" for c in share_cols}
+        ),
+        on="endpoint",
+        how="left",
+    )
+    algo_cols = ["runs", "failed", "time_share", "failure_share", "run_share"]
+    algos = algos.merge(
+        algos_before[["algorithm", *algo_cols]].rename(
+            columns={c: f"{c}_before" for c in algo_cols}
+        ),
+        on="algorithm",
+        how="left",
+    )
+    return {
+        "bottleneck_endpoints": endpoints.sort_values("slow_share", ascending=False),
+        "bottleneck_algorithms": algos.sort_values("time_share", ascending=False),
+    }
+
+
+def bottleneck_insights(
+    engine: Engine,
+    filters: Filters,
+    current: dict[str, float | int | None],
+    previous: dict[str, float | int | None],
+) -> list[Insight]:
+    tables = bottleneck_tables(engine, filters, current, previous)
+    out = []
+    checks = (
+        ("bottleneck_endpoints", "endpoint", "slow", "slow_share", "request_share",
+         "of requests slower than the p95", "of requests", "p95_ms", "performance"),
+        ("bottleneck_endpoints", "endpoint", "errors", "error_share", "request_share",
+         "of server errors", "of requests", "error_rate", "performance"),
+        ("bottleneck_algorithms", "algorithm", "runs", "time_share", "run_share",
+         "of detector execution time", "of runs", "avg_execution_ms", "detection"),
+        ("bottleneck_algorithms", "algorithm", "failed", "failure_share", "run_share",
+         "of failed runs", "of runs", "failed_detections", "detection"),
+    )  # fmt: skip
+    for table_name, key, events, share, traffic, what, traffic_what, kpi, area in checks:
+        table = tables[table_name].dropna(subset=[share])
+        if table.empty or table[events].sum() < MIN_CONTRIBUTING_EVENTS:
+            continue
+        top = table.loc[table[share].idxmax()]
+        before = top.get(f"{share}_before")
+        ratio = top[share] / top[traffic] if top[traffic] else math.inf
+        jump = (top[share] - before) if before is not None and not is_missing(before) else 0.0
+        if jump >= SHARE_JUMP:
+            # A bigger share of few events can be luck: keep the jump only if it is significant.
+            test = compare.compare_proportions(
+                int(top[events]),
+                int(table[events].sum()),
+                int(top.get(f"{events}_before") or 0),
+                int(table[f"{events}_before"].sum()),
+            )
+            jump = jump if test.significant else 0.0
+        if ratio < DISPROPORTION and jump < SHARE_JUMP:
+            continue
+        was = "" if is_missing(before) else f" (previous period {before:.0%})"
+        message = (
+            f"{top[key]} accounts for {top[share]:.0%} {what}{was} while carrying "
+            f"{top[traffic]:.0%} {traffic_what}"
+        )
+        out.append(
+            Insight(
+                kind="bottleneck",
+                area=area,
+                kpi=kpi,
+                status="firing",
+                severity="warning" if jump >= SHARE_JUMP else "info",
+                score=float(top[share]),
+                message=message,
+                method=f"Share {what} by {key}, against its share {traffic_what}",
+                baseline="the previous period of equal length",
+                recommendation=f"Profile {top[key]} first: it is the largest contributor {what}.",
+                details={
+                    key: top[key],
+                    "share": float(top[share]),
+                    "share_before": None if is_missing(before) else float(before),
+                    "traffic_share": float(top[traffic]),
+                },
+                evidence=tables[table_name].reset_index(drop=True),
+            )
+        )
+    return out
+
+
+# --- capacity ---------------------------------------------------------------------------
+
+CAPACITY_METRICS = {
+    "requests_per_day": ("api_calls", "requests per day", "api_calls"),
+    "gb_per_day": ("data_processed_gb", "GB processed per day", "data_processed_gb"),
+}
+
+
+def capacity_insights(
+    engine: Engine, config: Config, filters: Filters, now: datetime
+) -> list[Insight]:
+    end = min(filters.end, now)
+    span = replace(filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
+    frame = _since_first_activity(
+        _complete_days(business.trend(engine, span, config.costs), span), "business_trend"
+    )
+    out = []
+    for name, (column, label, kpi) in CAPACITY_METRICS.items():
+        limit = config.insights.capacity.get(name)
+        result = forecast.forecast(
+            frame["bucket"],
+            frame[column].astype(float),
+            horizon=config.insights.forecast_horizon_days,
+            level=config.insights.forecast_level,
+            limit=limit,
+        )
+        if result is None:
+            continue
+        fc = result.frame
+        level = f"{result.level:.0%}"
+        last = fc.iloc[-1]
+        digits = 0 if column == "api_calls" else 2
+
+        def fmt(v: float, digits: int = digits) -> str:
+            return f"{v:,.{digits}f}"
+
+        if limit is not None and result.crossing is not None:
+            days = (result.crossing - frame["bucket"].iloc[-1]).days
+            earliest = result.crossing_upper or result.crossing
+            message = (
+                f"{_sentence(label)} is forecast to reach the limit of {fmt(limit)} around "
+                f"{result.crossing:%Y-%m-%d} (in about {days} days; earliest plausible "
+                f"{earliest:%Y-%m-%d} at the {level} upper bound)"
+            )
+            status, severity = "firing", ("critical" if days <= 7 else "warning")
+            recommendation = f"Raise the {label} limit or add capacity before {earliest:%Y-%m-%d}."
+        else:
+            horizon = config.insights.forecast_horizon_days
+            bound = (
+                f"; the limit of {fmt(limit)} is not expected within {horizon} days"
+                if limit is not None
+                else ""
+            )
+            crossing_upper = result.crossing_upper
+            if limit is not None and crossing_upper is not None:
+                bound = (
+                    f"; the limit of {fmt(limit)} is not expected within {horizon} days, "
+                    f"though the {level} upper bound reaches it by {crossing_upper:%Y-%m-%d}"
+                )
+            message = (
+                f"{_sentence(label)} forecast for {last['timestamp']:%Y-%m-%d}: "
+                f"{fmt(last['forecast'])} ({level} interval {fmt(last['lower'])} to "
+                f"{fmt(last['upper'])}){bound}"
+            )
+            status, severity, recommendation = "ok", "info", None
+        history = pd.DataFrame({"bucket": frame["bucket"], "value": frame[column].astype(float)})
+        future = pd.DataFrame(
+            {
+                "bucket": fc["timestamp"],
+                "forecast": fc["forecast"],
+                "lower": fc["lower"],
+                "upper": fc["upper"],
+            }
+        )
+        evidence = pd.concat([history, future], ignore_index=True)
+        if limit is not None:
+            evidence["threshold"] = limit
+        out.append(
+            Insight(
+                kind="forecast",
+                area="business" if column == "data_processed_gb" else "performance",
+                kpi=kpi,
+                status=status,  # type: ignore[arg-type]
+                severity=severity,  # type: ignore[arg-type]
+                score=0.9 if status == "firing" else 0.1,
+                message=message,
+                method=result.method,
+                baseline=f"{result.history_points} complete days of history",
+                recommendation=recommendation,
+                details={
+                    "limit": limit,
+                    "crossing": None if result.crossing is None else result.crossing.isoformat(),
+                    "crossing_upper": None
+                    if result.crossing_upper is None
+                    else result.crossing_upper.isoformat(),
+                    "level": result.level,
+                },
+                evidence=evidence,
+            )
+        )
+    return out

@@ -1,0 +1,335 @@
+"""Evaluation of the anomaly detector on the labelled cloud-monitoring series.
+
+Not a test: it measures and reports (`make eval-insights`), it asserts nothing.
+Reads ``../shared/data/cloud-monitoring`` next to the project (or
+``$CLOUD_MONITORING_DIR``), never copies it, and writes ``bench/INSIGHTS.md``.
+
+Usage: python bench/eval_insights.py [--sensitivity 4.0] [--no-sweep] [--out bench/INSIGHTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from analytics_core.insights.anomalies import detect
+
+DATA_DIR = Path(
+    os.environ.get(
+        "CLOUD_MONITORING_DIR",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "cloud-monitoring",
+    )
+)
+OUT = Path(__file__).resolve().parent / "INSIGHTS.md"
+
+# Event matching: a flag up to TOLERANCE points after an event's last point still finds it.
+TOLERANCE = 3
+# Target: overall F1 at least this much above the baseline's ...
+F1_GAIN = 0.25
+# ... with at most this many false alarms per 1,000 points on the unlabelled series.
+MAX_FA_PER_1000 = 1.0
+# The plain baseline: causal rolling median / MAD of the previous points.
+BASELINE_WINDOW = 48
+BASELINE_MIN_POINTS = 24
+BASELINE_Z = 3.5
+# The detector's setting evaluated (one for all series); 3.0 flags too often on these
+# heavy-tailed metrics (see the trade-off table in the report).
+SENSITIVITY = 4.0
+# Sensitivities of the trade-off table.
+SWEEP = (3.0, 3.5, 4.0, 4.5, 5.0, 6.0)
+
+
+@dataclass
+class Counts:
+    events: int = 0
+    found: int = 0
+    alarms: int = 0  # alarm groups on labelled series
+    true_alarms: int = 0
+    fa_alarms: int = 0  # alarm groups on unlabelled series
+    fa_points: int = 0  # points of unlabelled series
+
+    def add(self, other: Counts) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def precision(self) -> float:
+        return self.true_alarms / self.alarms if self.alarms else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.events if self.events else float("nan")
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        if np.isnan(p) or np.isnan(r):
+            return 0.0 if self.events else float("nan")
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def fa_per_1000(self) -> float:
+        return 1000 * self.fa_alarms / self.fa_points if self.fa_points else float("nan")
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of consecutive True values."""
+    m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return list(zip(edges[::2], edges[1::2] - 1, strict=True))
+
+
+def score_series(labels: np.ndarray, flags: np.ndarray) -> Counts:
+    """Event-level counts of one series (see the definitions in the report)."""
+    events = runs(labels == 1)
+    alarms = runs(flags)
+    c = Counts()
+    if not events:
+        c.fa_alarms, c.fa_points = len(alarms), len(labels)
+        return c
+    window = np.zeros(len(labels), dtype=bool)  # event points plus the tolerance after each
+    for a, b in events:
+        window[a : b + TOLERANCE + 1] = True
+        c.found += bool(flags[a : b + TOLERANCE + 1].any())
+    c.events = len(events)
+    c.alarms = len(alarms)
+    c.true_alarms = sum(bool(window[a : b + 1].any()) for a, b in alarms)
+    return c
+
+
+def baseline_flags(values: np.ndarray) -> np.ndarray:
+    """Plain causal rolling median / MAD of the previous BASELINE_WINDOW points."""
+    padded = np.concatenate([np.full(BASELINE_WINDOW, np.nan), values[:-1]])
+    windows = sliding_window_view(padded, BASELINE_WINDOW)  # row i: the points before i
+    enough = (~np.isnan(windows)).sum(axis=1) >= BASELINE_MIN_POINTS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN warm-up windows
+        med = np.nanmedian(windows, axis=1)
+        mad = np.nanmedian(np.abs(windows - med[:, None]), axis=1)
+    med, mad = np.where(enough, med, np.nan), np.where(enough, mad, np.nan)
+    dev = np.abs(values - med)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = dev / (1.4826 * mad)
+    z = np.where((mad == 0) & (dev == 0), 0.0, z)  # 0/0: no deviation, no flag
+    return np.nan_to_num(z, nan=0.0) > BASELINE_Z
+
+
+def load_series(data_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
+    files = sorted((data_dir / "series").glob("*/*.csv"))
+    if not files:
+        raise SystemExit(f"no series found under {data_dir / 'series'}")
+    return [(f.parent.name, f.stem, pd.read_csv(f)) for f in files]
+
+
+def evaluate(series, method) -> tuple[dict[str, Counts], float]:
+    """Counts per domain for one method, and its total runtime in seconds."""
+    per_domain: dict[str, Counts] = {}
+    elapsed = 0.0
+    for domain, _name, frame in series:
+        values = frame["Value"].to_numpy(dtype=float)
+        t0 = time.perf_counter()
+        flags = method(frame["TimeStamp"], values)
+        elapsed += time.perf_counter() - t0
+        per_domain.setdefault(domain, Counts()).add(
+            score_series(frame["Label"].to_numpy(), np.asarray(flags, dtype=bool))
+        )
+    return per_domain, elapsed
+
+
+def ours(sensitivity: float):
+    def run(timestamps, values):
+        return detect(timestamps, values, sensitivity=sensitivity)["is_anomaly"].to_numpy()
+
+    return run
+
+
+def total(per_domain: dict[str, Counts]) -> Counts:
+    out = Counts()
+    for c in per_domain.values():
+        out.add(c)
+    return out
+
+
+def fmt(x: float) -> str:
+    return "–" if np.isnan(x) else f"{x:.2f}"
+
+
+def row(label: str, method: str, c: Counts) -> str:
+    found = f"{c.found}/{c.events}" if c.events else "–"
+    fa = fmt(c.fa_per_1000) if c.fa_points else "–"
+    return (
+        f"| {label} | {method} | {fmt(c.precision)} | {fmt(c.recall)} | {fmt(c.f1)} | "
+        f"{found} | {c.alarms} | {c.fa_alarms} | {fa} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sensitivity", type=float, default=SENSITIVITY)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sensitivity table")
+    args = parser.parse_args()
+    sens = args.sensitivity
+
+    t_start = time.perf_counter()
+    series = load_series(DATA_DIR)
+    n_points = sum(len(f) for _, _, f in series)
+    ours_dom, ours_s = evaluate(series, ours(sens))
+    base_dom, base_s = evaluate(series, lambda _t, v: baseline_flags(v))
+    ours_all, base_all = total(ours_dom), total(base_dom)
+    sweep = []
+    if not args.no_sweep:
+        for s in sorted({*SWEEP, sens}):
+            sweep.append((s, ours_all if s == sens else total(evaluate(series, ours(s))[0])))
+    wall = time.perf_counter() - t_start
+
+    target_f1 = (1 + F1_GAIN) * base_all.f1
+    met_f1 = ours_all.f1 >= target_f1
+    met_fa = ours_all.fa_per_1000 <= MAX_FA_PER_1000
+    met = met_f1 and met_fa
+    labelled = [f for _, _, f in series if f["Label"].any()]
+    unlabelled = [(d, n, f) for d, n, f in series if not f["Label"].any()]
+    warm_up = sum(
+        sum(1 for a, _b in runs(f["Label"].to_numpy() == 1) if a < BASELINE_MIN_POINTS)
+        for f in labelled
+    )
+    gain = (ours_all.f1 / base_all.f1 - 1) * 100 if base_all.f1 else float("inf")
+
+    lines = [
+        "# Anomaly detection: evaluation",
+        "",
+        f"Generated by `make eval-insights` (`bench/eval_insights.py`) on "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} cores, "
+        f"{platform.machine()}, Python {platform.python_version()}.",
+        "",
+        f"Data: the labelled cloud-monitoring development set, read in place "
+        f"({len(series)} series, {n_points:,} points, hourly and per-minute): "
+        f"{len(labelled)} labelled series with {ours_all.events} events, and "
+        f"{len(unlabelled)} unlabelled series of "
+        f"{sum(len(f) for _, _, f in unlabelled):,} points ("
+        + ", ".join(f"`{d}/{n}`" for d, n, _ in unlabelled)
+        + ").",
+        "",
+        "## Definitions",
+        "",
+        "- **Event**: a run of consecutive points labelled 1.",
+        "- **Alarm**: a run of consecutive flagged points (one alarm however long it is).",
+        f"- An event is **found** when at least one flag falls inside it or up to {TOLERANCE} "
+        "points after its last point (no credit for flags before its start).",
+        f"- An alarm is **true** when one of its points falls inside an event or up to "
+        f"{TOLERANCE} points after one; otherwise it is a false alarm.",
+        "- **Recall** = found events / events; **precision** = true alarms / alarms; "
+        "**F1** = their harmonic mean. Counted on the labelled series only (series with at "
+        "least one event) and pooled over series (micro average): per-domain and overall "
+        "figures are ratios of summed counts.",
+        "- **FA/1000**: alarms per 1,000 points on the unlabelled series (no labelled point "
+        "at all, so every alarm is false), pooled over those series.",
+        "- Both methods see each whole series once and are causal: a point's flag depends "
+        f"only on it and earlier points. Both warm up on the first {BASELINE_MIN_POINTS} "
+        f"points of a series and cannot find the {warm_up} events that start there.",
+        f"- **Ours**: `analytics_core.insights.anomalies.detect(..., sensitivity={sens:g})`, "
+        "the same setting for every series (no per-series or per-domain tuning).",
+        f"- **Baseline**: plain rolling median / MAD of the previous {BASELINE_WINDOW} points "
+        f"(scoring once {BASELINE_MIN_POINTS} of them are present); flag when "
+        f"|x − median| / (1.4826·MAD) > {BASELINE_Z:g} (a zero MAD flags any deviation).",
+        "",
+        "## Results",
+        "",
+        "| domain | method | precision | recall | F1 | events found | alarms (labelled) "
+        "| alarms (unlabelled) | FA/1000 (unlabelled) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for domain in sorted(ours_dom):
+        lines.append(row(domain, "ours", ours_dom[domain]))
+        lines.append(row(domain, "baseline", base_dom[domain]))
+    lines.append(row("**overall**", "**ours**", ours_all))
+    lines.append(row("**overall**", "**baseline**", base_all))
+    lines += [
+        "",
+        f"**Target {'met' if met else 'NOT met'}** at sensitivity {sens:g}: overall F1 "
+        f"{ours_all.f1:.3f} vs baseline {base_all.f1:.3f} ({gain:+.0f}%; needed ≥ "
+        f"{target_f1:.3f}, +{F1_GAIN:.0%}) — {'met' if met_f1 else 'NOT met'}; "
+        f"{ours_all.fa_per_1000:.2f} false alarms per 1,000 points on the unlabelled series "
+        f"(needed ≤ {MAX_FA_PER_1000:g}) — {'met' if met_fa else 'NOT met'}. "
+        f"The baseline has {base_all.fa_per_1000:.2f}.",
+        "",
+        f"Runtime: ours {ours_s:.2f} s for all {n_points:,} points "
+        f"({ours_s / n_points * 1e6:.1f} µs per point, largest series "
+        f"{max(len(f) for _, _, f in series):,} points); baseline {base_s:.2f} s; whole "
+        f"evaluation {wall:.1f} s.",
+    ]
+    lines += [
+        "",
+        "## False alarms on the unlabelled series",
+        "",
+        "| series | points | ours | baseline |",
+        "|---|---:|---:|---:|",
+    ]
+    for d, n, f in unlabelled:
+        values = f["Value"].to_numpy(dtype=float)
+        mine = len(runs(ours(sens)(f["TimeStamp"], values)))
+        theirs = len(runs(baseline_flags(values)))
+        lines.append(f"| `{d}/{n}` | {len(f):,} | {mine} | {theirs} |")
+    if sweep:
+        lines += [
+            "",
+            "## Sensitivity trade-off (ours, overall)",
+            "",
+            "One global setting for every series; the one reported above is in bold. "
+            "The score is a robust z, so under Gaussian residuals a sensitivity s flags a "
+            "fraction 2·(1 − Φ(s)) of normal points: 2.7 per 1,000 at 3, 0.06 per 1,000 at 4.",
+            "",
+            "| sensitivity | precision | recall | F1 | alarms (labelled) | FA/1000 (unlabelled) |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s, c in sweep:
+            b = "**" if s == sens else ""
+            lines.append(
+                f"| {b}{s:g}{b} | {fmt(c.precision)} | {fmt(c.recall)} | {fmt(c.f1)} | "
+                f"{c.alarms} | {fmt(c.fa_per_1000)} |"
+            )
+    meeting = [sv for sv, c in sweep if c.fa_per_1000 <= MAX_FA_PER_1000 and c.f1 >= target_f1]
+    at_default = dict(sweep).get(3.0)
+    lines += [
+        "",
+        "## Notes",
+        "",
+        "- Setting: the product default `insights.sensitivity` is 3.0 "
+        "(config/analytics.yml)"
+        + (
+            f", which gives F1 {at_default.f1:.2f} and {at_default.fa_per_1000:.2f} false "
+            "alarms per 1,000 points here"
+            if at_default
+            else ""
+        )
+        + ". Of the sensitivities tried, "
+        + (
+            ", ".join(f"{sv:g}" for sv in meeting)
+            + f" meet the target; the lowest, {min(meeting):g}, is the recommended default."
+            if meeting
+            else "none meets the target."
+        ),
+        "- Trade-off: the detector holds its scale to the 99th percentile of recent absolute "
+        "residuals, so routine spikes do not alarm. The price is recall where anomalies are "
+        "frequent (several events a week): after the first incidents the later ones look "
+        "ordinary for a while. The baseline finds more events but raises many more alarms.",
+        "- The labels are partial: some large isolated spikes in labelled series carry no "
+        "label, and an unlabelled series can hold visible incidents (e.g. deep drops in "
+        "`data-ingress-rate/ingress-03`), so precision and FA/1000 are conservative.",
+    ]
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
