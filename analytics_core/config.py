@@ -71,7 +71,7 @@ CAPACITY_SERIES = ("requests_per_day", "gb_per_day")
 @dataclass(frozen=True)
 class InsightsSettings:
     # Anomaly detector: robust score at which a point is flagged; higher flags less.
-    sensitivity: float = 3.0
+    sensitivity: float = 4.0
     trend_alpha: float = 0.05
     change_alpha: float = 0.05
     forecast_horizon_days: int = 30
