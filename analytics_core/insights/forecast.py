@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
+from analytics_core.insights.series import as_series
+
 MIN_POINTS = 10  # fewer observed points than this: no forecast
 MAX_HISTORY = 2000  # only the most recent points are fitted (~1 s at most for 6 candidates)
 _ESTIMATE_INITIAL_UP_TO = 12  # longer seasons (24 hourly) use heuristic initial states: 30x faster
@@ -60,13 +62,7 @@ class Forecast:
 
 
 def _clean(timestamps: Sequence | pd.Series | pd.Index, values: Sequence[float]) -> pd.Series:
-    ts = pd.to_datetime(pd.Series(np.asarray(timestamps)))
-    vals = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce")
-    if len(ts) != len(vals):
-        raise ValueError(f"timestamps ({len(ts)}) and values ({len(vals)}) differ in length")
-    series = pd.Series(vals.to_numpy(dtype=float), index=pd.DatetimeIndex(ts))
-    series = series[series.index.notna() & np.isfinite(series.to_numpy())]
-    return series.groupby(level=0).mean().sort_index()
+    return as_series(timestamps, values).groupby(level=0).mean()
 
 
 def _regular(series: pd.Series, step: pd.Timedelta) -> pd.Series:

@@ -26,6 +26,8 @@ import pandas as pd
 import pymannkendall as mk
 from scipy.stats import theilslopes
 
+from analytics_core.insights.series import as_series
+
 Direction = Literal["increasing", "decreasing", "no trend"]
 
 _DAY = pd.Timedelta(days=1)
@@ -56,14 +58,7 @@ class Trend:
     intercept: float  # fitted value at ``start`` (the line is intercept + slope_per_day * days)
 
 
-def _clean(timestamps: Sequence | pd.Series | pd.Index, values: Sequence[float]) -> pd.Series:
-    ts = pd.to_datetime(pd.Series(np.asarray(timestamps)))
-    vals = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce")
-    if len(ts) != len(vals):
-        raise ValueError(f"timestamps ({len(ts)}) and values ({len(vals)}) differ in length")
-    series = pd.Series(vals.to_numpy(dtype=float), index=pd.DatetimeIndex(ts))
-    series = series[series.index.notna() & np.isfinite(series.to_numpy())]
-    return series.sort_index()
+_clean = as_series
 
 
 def _daily_means(series: pd.Series) -> pd.Series:
