@@ -6,7 +6,9 @@ from ui import components, data
 
 filters = data.current_filters()
 page = data.page_data("insights", filters)
-components.header("Insights", page, "Ranked: active first, then by severity and strength.")
+components.header(
+    "Insights", page, "Ranked by severity; incidents first, then patterns, then structure."
+)
 if components.empty_state(page):
     st.stop()
 

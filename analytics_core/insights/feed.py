@@ -588,7 +588,9 @@ def bottleneck_insights(
                     "share_before": None if is_missing(before) else float(before),
                     "traffic_share": float(top[traffic]),
                 },
-                evidence=tables[table_name].reset_index(drop=True),
+                evidence=tables[table_name][[key, traffic, share, f"{share}_before"]]
+                .rename(columns={f"{share}_before": f"{share} (previous period)"})
+                .reset_index(drop=True),
             )
         )
     return out

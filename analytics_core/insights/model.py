@@ -67,12 +67,27 @@ class Insight:
         return out
 
 
+# Within a severity: incidents (something happened) before patterns (how things move)
+# before structure (where the cost sits).
+KIND_RANK = {
+    "threshold": 0, "anomaly": 0, "forecast": 1, "trend": 1, "change": 1, "bottleneck": 2,
+}  # fmt: skip
+_STATUS_RANK = {"firing": 0, "resolved": 1, "learning": 2, "no_data": 3, "ok": 4}
+
+
 def rank(insights: list[Insight]) -> list[Insight]:
-    """Firing first, then by severity, then by score (strongest first)."""
-    status_rank = {"firing": 0, "resolved": 1, "learning": 2, "no_data": 3, "ok": 4}
+    """Stories before quiet checks; then by severity, kind, active before resolved,
+    and strength."""
     return sorted(
         insights,
-        key=lambda i: (status_rank[i.status], SEVERITY_RANK[i.severity], -i.score, i.kpi or ""),
+        key=lambda i: (
+            i.status in ("learning", "no_data", "ok"),
+            SEVERITY_RANK[i.severity],
+            KIND_RANK.get(i.kind, 3),
+            _STATUS_RANK[i.status],
+            -i.score,
+            i.kpi or "",
+        ),
     )
 
 

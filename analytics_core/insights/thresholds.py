@@ -106,6 +106,15 @@ def check_thresholds(
     return out
 
 
+def _human(duration: timedelta) -> str:
+    """2h, 30min, 1d: how the config wrote it, not 2:00:00."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _describe(rule: AlertRule, currency: str) -> tuple[str, str, str]:
     label = f"{KPIS[rule.kpi].label} ({rule.kpi})"
     word = "above" if rule.above is not None else "below"
@@ -157,7 +166,7 @@ def _series_check(
     label, word, limit = _describe(rule, currency)
     found = episodes(buckets, column, rule, step)
     clear = rule.clear if rule.clear is not None else rule.threshold
-    lasting = f" for at least {rule.for_duration}" if rule.for_duration else ""
+    lasting = f" for at least {_human(rule.for_duration)}" if rule.for_duration else ""
     method = (
         f"Per bucket: fires when {word} {limit}{lasting}, clears past "
         f"{format_kpi(rule.kpi, clear, currency)}"

@@ -84,11 +84,15 @@ def test_anomaly_rate_jump_names_the_detector(demo_url):
 
 
 def test_feed_is_ranked_and_quiet_checks_come_last(feed_7d):
-    order = {"firing": 0, "resolved": 1, "learning": 2, "no_data": 3, "ok": 4}
-    ranks = [order[i.status] for i in feed_7d.insights]
-    assert ranks == sorted(ranks)
-    # Every story explains itself.
-    for insight in feed_7d.insights:
+    quiet = [i.status in ("learning", "no_data", "ok") for i in feed_7d.insights]
+    assert quiet == sorted(quiet)  # every story before every quiet check
+    severity = {"critical": 0, "warning": 1, "info": 2}
+    stories = [severity[i.severity] for i, q in zip(feed_7d.insights, quiet, strict=True) if not q]
+    assert stories == sorted(stories)
+    # The injected incidents lead their severity, ahead of slower-moving patterns.
+    warnings = [i.kind for i in feed_7d.insights if i.severity == "warning" and i.status != "ok"]
+    assert warnings[0] in ("anomaly", "threshold")
+    for insight in feed_7d.insights:  # every story explains itself
         assert insight.message and insight.method
 
 
