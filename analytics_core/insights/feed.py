@@ -599,8 +599,8 @@ def bottleneck_insights(
 # --- capacity ---------------------------------------------------------------------------
 
 CAPACITY_METRICS = {
-    "requests_per_day": ("api_calls", "requests per day", "api_calls"),
-    "gb_per_day": ("data_processed_gb", "GB processed per day", "data_processed_gb"),
+    "requests_per_day": ("api_calls", "daily request volume", "api_calls"),
+    "gb_per_day": ("data_processed_gb", "daily GB processed", "data_processed_gb"),
 }
 
 
@@ -632,7 +632,16 @@ def capacity_insights(
         def fmt(v: float, digits: int = digits) -> str:
             return f"{v:,.{digits}f}"
 
-        if limit is not None and result.crossing is not None:
+        recent = frame.tail(7)
+        peak_at = recent[column].idxmax() if len(recent) else None
+        if limit is not None and peak_at is not None and recent[column].max() >= limit:
+            message = (
+                f"{_sentence(label)} already reached the limit of {fmt(limit)}: "
+                f"{fmt(recent.loc[peak_at, column])} on {recent.loc[peak_at, 'bucket']:%Y-%m-%d}"
+            )
+            status, severity = "firing", "critical"
+            recommendation = f"Raise the {label} limit or add capacity now."
+        elif limit is not None and result.crossing is not None:
             days = (result.crossing - frame["bucket"].iloc[-1]).days
             earliest = result.crossing_upper or result.crossing
             message = (

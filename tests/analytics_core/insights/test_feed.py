@@ -108,3 +108,29 @@ def test_a_short_history_is_learning_not_guessing(tmp_path):
     engine.dispose()
     anomalies = [i for i in data.insights if i.kind == "anomaly"]
     assert anomalies and all(i.status == "learning" for i in anomalies)
+
+
+@pytest.mark.parametrize(
+    ("limit", "status", "words"),
+    [(1.0, "firing", "already reached"), (1e12, "ok", "not expected"), (None, "ok", "forecast")],
+)
+def test_capacity_forecast_against_a_limit(demo_url, limit, status, words):
+    from dataclasses import replace
+
+    from analytics_core.insights.feed import capacity_insights
+
+    config = load_config()
+    capacity = {} if limit is None else {"requests_per_day": limit}
+    config = replace(config, insights=replace(config.insights, capacity=capacity))
+    engine = make_engine(demo_url)
+    found = capacity_insights(engine, config, make_filters(END - timedelta(days=7), END), END)
+    engine.dispose()
+    requests = next(i for i in found if i.kpi == "api_calls")
+    assert requests.status == status and words in requests.message
+    evidence = requests.evidence
+    future = evidence.dropna(subset=["forecast"])
+    assert len(future) == config.insights.forecast_horizon_days
+    assert (future["lower"] <= future["forecast"]).all()
+    assert (future["forecast"] <= future["upper"]).all()
+    history = evidence.dropna(subset=["value"])
+    assert history["bucket"].max() < future["bucket"].min()
