@@ -165,3 +165,13 @@ def test_overview_shows_top_three_insights(duckdb_url, monkeypatch):
     assert len(shown) == len(data.insights)
     for story, insight in zip(shown, data.insights, strict=True):
         assert insight.message in story
+
+
+def test_auto_refresh_toggle_is_kept_in_the_url(duckdb_url, monkeypatch):
+    at = custom(duckdb_url, monkeypatch).run()
+    at.toggle(key="refresh").set_value(True).run()
+    assert not at.exception
+    assert at.query_params.get("refresh") in ("1", ["1"])
+    # A link with refresh=1 opens with auto-refresh on.
+    again = custom(duckdb_url, monkeypatch, refresh="1").run()
+    assert again.toggle(key="refresh").value is True
