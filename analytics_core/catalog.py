@@ -21,6 +21,24 @@ class Dimensions:
     last_event: datetime | None
 
 
+def _span():
+    return select(
+        func.least(
+            select(func.min(api_requests.c.ts)).scalar_subquery(),
+            select(func.min(detection_results.c.created_at)).scalar_subquery(),
+        ).label("first"),
+        func.greatest(
+            select(func.max(api_requests.c.ts)).scalar_subquery(),
+            select(func.max(detection_results.c.created_at)).scalar_subquery(),
+        ).label("last"),
+    )
+
+
+def first_event(engine: Engine) -> datetime | None:
+    """When the stored history begins (the earliest request or detection)."""
+    return _utc(read_row(engine, _span())["first"])
+
+
 def dimensions(engine: Engine) -> Dimensions:
     names = read_frame(engine, select(tenants.c.tenant_id, tenants.c.name).order_by("tenant_id"))
     algos = union(
@@ -30,19 +48,7 @@ def dimensions(engine: Engine) -> Dimensions:
     endpoints = read_frame(
         engine, select(api_requests.c.endpoint).distinct().order_by(api_requests.c.endpoint)
     )
-    span = read_row(
-        engine,
-        select(
-            func.least(
-                select(func.min(api_requests.c.ts)).scalar_subquery(),
-                select(func.min(detection_results.c.created_at)).scalar_subquery(),
-            ).label("first"),
-            func.greatest(
-                select(func.max(api_requests.c.ts)).scalar_subquery(),
-                select(func.max(detection_results.c.created_at)).scalar_subquery(),
-            ).label("last"),
-        ),
-    )
+    span = read_row(engine, _span())
     return Dimensions(
         tenants=dict(zip(names["tenant_id"], names["name"], strict=True)),
         algorithms=tuple(algorithms["algorithm"]),

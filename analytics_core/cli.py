@@ -27,7 +27,12 @@ from analytics_core.filters import (
     parse_instant,
     preset_range,
 )
-from analytics_core.sources.database import SourceUnavailable, make_engine, redact
+from analytics_core.sources.database import (
+    SourceUnavailable,
+    database_errors,
+    make_engine,
+    redact,
+)
 
 EXIT_INPUT = 2
 EXIT_SOURCE = 3
@@ -113,7 +118,10 @@ def _init_db(args: argparse.Namespace) -> int:
     from analytics_core.schema import create_tables
 
     url = database_url(load_config(args.config), args.db)
-    create_tables(make_engine(url, read_only=False))
+    engine = make_engine(url, read_only=False)
+    with database_errors(engine):
+        create_tables(engine)
+    engine.dispose()
     print(f"tables ready in {redact(url)}")
     return 0
 
@@ -126,11 +134,12 @@ def _seed(args: argparse.Namespace) -> int:
         Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url, read_only=False)
     try:
-        if args.top_up:
-            counts = top_up(engine, seed=args.seed, scale=args.scale)
-        else:
-            scale = 1.0 if args.scale is None else args.scale
-            counts = seed(engine, days=args.days, scale=scale, seed=args.seed)
+        with database_errors(engine):
+            if args.top_up:
+                counts = top_up(engine, seed=args.seed, scale=args.scale)
+            else:
+                scale = 1.0 if args.scale is None else args.scale
+                counts = seed(engine, days=args.days, scale=scale, seed=args.seed)
     except SeedError as exc:
         raise InputError(str(exc)) from None
     finally:
@@ -214,10 +223,15 @@ def _detect_anomalies(args: argparse.Namespace) -> int:
     sensitivity = args.sensitivity if args.sensitivity is not None else config.insights.sensitivity
     if not sensitivity > 0:
         raise InputError(f"--sensitivity must be a number > 0 (got {args.sensitivity})")
+    import pandas as pd
+
     from analytics_core.insights.anomalies import detect
 
     series = read_series(args.input)
-    scored = detect(series.timestamps, series.values, sensitivity=sensitivity)
+    try:
+        scored = detect(series.timestamps, series.values, sensitivity=sensitivity)
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise InputError(f"--input {args.input!r}: cannot score this series: {exc}") from None
     write_scores(args.output, series.raw_timestamps, series.values, scored)
     return 0
 

@@ -7,6 +7,7 @@ key and what was expected.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -194,7 +195,7 @@ class _Reader:
         if kind == "posint":
             try:
                 number = int(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ConfigError(self.path, dotted, "a positive whole number", value) from None
             if number <= 0 or (isinstance(value, float) and not value.is_integer()):
                 raise ConfigError(self.path, dotted, "a positive whole number", value)
@@ -206,6 +207,8 @@ class _Reader:
                 number = float(value)
             except (TypeError, ValueError):
                 raise ConfigError(self.path, dotted, "a number", value) from None
+            if not math.isfinite(number):
+                raise ConfigError(self.path, dotted, "a finite number", value)
             if number < 0:
                 raise ConfigError(self.path, dotted, "a number >= 0", value)
             return number
@@ -214,12 +217,15 @@ class _Reader:
 
 def _duration(p: Path, rule: dict[str, Any], key: str) -> timedelta:
     raw = rule.get("for")
-    if raw in (None, "", 0):
+    if raw in (None, ""):
         return timedelta(0)
-    try:
-        value = pd.Timedelta(str(raw)).to_pytimedelta()
-    except ValueError:
-        value = None
+    value = None
+    # A bare number would be read as nanoseconds: insist on a unit.
+    if isinstance(raw, str) and re.search(r"[a-zA-Z]", raw):
+        try:
+            value = pd.Timedelta(raw).to_pytimedelta()
+        except ValueError:
+            value = None
     if value is None or value < timedelta(0):
         raise ConfigError(p, f"{key}.for", "a duration such as 30m, 2h or 1d", raw)
     return value
@@ -315,7 +321,7 @@ def _parse(p: Path, data: dict[str, Any]) -> Config:
         alphas[name] = r.get(ins, f"insights.{name}", "number", 0.05)
         if not 0 < alphas[name] < 1:
             raise ConfigError(p, f"insights.{name}", "a number between 0 and 1", alphas[name])
-    sensitivity = r.get(ins, "insights.sensitivity", "number", 3.0)
+    sensitivity = r.get(ins, "insights.sensitivity", "number", InsightsSettings.sensitivity)
     if sensitivity <= 0:
         raise ConfigError(p, "insights.sensitivity", "a number > 0", sensitivity)
     insights = InsightsSettings(

@@ -57,7 +57,13 @@ class Filters:
         }
 
 
+# Files in the zone database that are not zones the databases know.
+_PSEUDO_ZONES = {"localtime", "posixrules", "Factory"}
+
+
 def zone(name: str) -> ZoneInfo:
+    if name in _PSEUDO_ZONES or name.startswith(("posix/", "right/")):
+        raise InputError(f"time zone {name!r} is not an IANA zone name (e.g. Europe/Paris)")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -115,6 +121,13 @@ def make_filters(
             f"the range is empty or reversed: end {end.isoformat()} is not after "
             f"start {start.isoformat()}"
         )
+    try:
+        start - (end - start)  # the previous period must exist on the calendar too
+    except OverflowError:
+        raise InputError(
+            f"start {start.date()} is too early: the previous period of equal length would "
+            "begin before year 1"
+        ) from None
     if granularity in (None, "", "auto"):
         granularity = auto_granularity(start, end)
     if granularity not in GRANULARITIES:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import Engine
 
+from analytics_core.catalog import first_event
 from analytics_core.config import Config
 from analytics_core.filters import Filters
 from analytics_core.insights import Insight
@@ -17,6 +18,7 @@ from analytics_core.insights.feed import (
     bottleneck_tables,
     build_insights,
     kpi_changes,
+    not_comparable,
     trend_series,
 )
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
@@ -72,11 +74,21 @@ def build_page(
         raise ValueError(f"unknown page {page!r}; one of {', '.join(PAGES)}")
     now = now or datetime.now(UTC)
     current = _all_kpis(engine, config, filters, now)
-    previous = _all_kpis(engine, config, filters.previous(), now)
+    # A previous period reaching back before the data began would compare with
+    # zeros that only mean "not recorded yet": then there is no previous value.
+    began = first_event(engine)
+    covered = began is not None and began <= filters.previous().start
+    previous = (
+        _all_kpis(engine, config, filters.previous(), now) if covered else dict.fromkeys(current)
+    )
     keys = PAGE_KPIS[page]
     trends = trend_series(engine, config, filters)
-    previous_trends = trend_series(engine, config, filters.previous())
-    changes = kpi_changes(current, previous, trends, previous_trends, config.insights.change_alpha)
+    if covered:
+        previous_trends = trend_series(engine, config, filters.previous())
+        alpha = config.insights.change_alpha
+        changes = kpi_changes(current, previous, trends, previous_trends, alpha)
+    else:
+        changes = {k: not_comparable(v) for k, v in current.items()}
 
     series: dict[str, pd.DataFrame] = {}
     if page in ("overview", "detection", "insights"):

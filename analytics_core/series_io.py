@@ -32,6 +32,8 @@ def read_series(path: str) -> Series:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise InputError(f"cannot read --input {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--input {path!r} is not UTF-8 text (save the CSV as UTF-8)") from None
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

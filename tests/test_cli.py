@@ -67,7 +67,7 @@ def test_export_of_every_page_matches_the_kpi_definitions(seeded_pg, capsys):
     data = read_dataset(seeded_pg)
     last = data.api_requests.ts.max()
     end = last.floor("h")  # in the past: throughput counts only elapsed time
-    start = end - pd.Timedelta(days=2)
+    start = end - pd.Timedelta(days=1)  # so the previous day is inside the stored history
     costs = load_config().costs
     want = {
         **expected.detection(data, start, end),
@@ -97,6 +97,19 @@ def test_export_of_every_page_matches_the_kpi_definitions(seeded_pg, capsys):
         }
         for key in set(doc["previous"]) & set(prev):
             expected.assert_kpis_equal({key: doc["previous"][key]}, {key: prev[key]})
+
+
+def test_previous_period_before_the_data_is_not_compared(seeded_pg, capsys):
+    data = read_dataset(seeded_pg)
+    end = data.api_requests.ts.max().floor("h")
+    start = end - pd.Timedelta(days=DAYS - 0.5)  # the previous period starts before the data
+    code, out = export(seeded_pg, "overview", "json", "--start", start.isoformat(),
+                       "--end", end.isoformat(), capsys=capsys)  # fmt: skip
+    assert code == 0
+    doc = json.loads(out)
+    assert all(v is None for v in doc["previous"].values())
+    assert all(not c["significant"] and c["p_value"] is None for c in doc["changes"].values())
+    assert doc["kpis"]["total_detections"] > 0
 
 
 def test_csv_export_matches_json(seeded_pg, capsys):
@@ -146,6 +159,8 @@ def test_tenant_filter_and_date_only_in_zone(seeded_pg, capsys, tmp_path):
         (["--start", "2026-03-01", "--end", "2026-03-02", "--tenant", "t_nope"], "unknown tenant"),
         (["--start", "2026-03-01"], "give --start and --end"),
         (["--range", "7d", "--start", "2026-03-01"], "either --range"),
+        (["--start", "0001-01-01", "--end", "0001-02-01"], "too early"),
+        (["--range", "7d", "--tz", "localtime"], "'localtime' is not an IANA zone"),
     ],
 )
 def test_bad_export_input_exits_2_with_a_message(seeded_pg, capsys, args, message):
@@ -227,3 +242,18 @@ def test_read_only_engines_refuse_writes(seeded_pg, duckdb_url):
         with pytest.raises(Exception, match="(?i)read.only"), engine.begin() as conn:
             conn.execute(delete(schema.tenants))
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "message"),
+    [
+        ("mysql://user@host/db", 2, "'mysql' is not supported"),
+        ("not a url", 2, "is not a database URL"),
+        ("postgresql://postgres@127.0.0.1:9/none", 3, "127.0.0.1:9"),
+    ],
+)
+@pytest.mark.parametrize("command", [["init-db"], ["seed", "--days", "1"]])
+def test_writing_commands_name_a_bad_or_unreachable_database(capsys, url, code, message, command):
+    assert main([*command, "--db", url]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

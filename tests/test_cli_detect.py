@@ -86,3 +86,15 @@ def test_empty_values_are_missing_points(tmp_path, capsys):
     assert len(out) == len(frame)
     assert out.loc[[100, 200], "score"].isna().all()
     assert (out.loc[[100, 200], "is_anomaly"] == 0).all()
+
+
+def test_utf16_and_unscorable_series_are_named(tmp_path, capsys):
+    utf16 = tmp_path / "excel.csv"
+    utf16.write_text("timestamp,value\n2026-01-01,1\n", encoding="utf-16")
+    assert main(["detect-anomalies", "--input", str(utf16), "--output", "-"]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    far = tmp_path / "far.csv"
+    rows = [f"2026-01-01T00:00:{s:02d},1" for s in range(30)] + ["3000-01-01T00:00:00,2"]
+    far.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert main(["detect-anomalies", "--input", str(far), "--output", "-"]) == 2
+    assert "cannot score this series" in capsys.readouterr().err

@@ -77,6 +77,10 @@ def catalog() -> Dimensions:
     except SourceUnavailable as exc:
         _stop_on_source_error(exc)
         raise
+    except InputError as exc:  # e.g. an unsupported DATABASE_URL
+        st.error(f"**Primary database:** {exc}")
+        st.stop()
+        raise
 
 
 def page_data(page: str, filters: Filters) -> PageData:

@@ -35,8 +35,18 @@ _PRESET_LABELS = {
     "custom": "Custom",
 }
 _GRANULARITY_OPTIONS = ("auto", *GRANULARITIES)
-_ZONES = tuple(sorted(available_timezones()))
 _SEEDED = "_sidebar_seeded_from_url"
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        zone(name)
+    except InputError:
+        return False
+    return True
+
+
+_ZONES = tuple(sorted(z for z in available_timezones() if _is_zone(z)))
 
 
 def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:

@@ -109,6 +109,7 @@ def detect(
     values: Sequence[float] | np.ndarray | pd.Series,
     sensitivity: float = 3.0,
     period: int | None = None,
+    step: pd.Timedelta | None = None,
 ) -> pd.DataFrame:
     """Score each point of a series against a causal, seasonal, robust baseline.
 
@@ -122,6 +123,9 @@ def detect(
         sensitivity: robust z at which a point is flagged (> 0); higher flags less.
         period: season length in sampling steps, replacing the inferred daily and
             weekly seasons (e.g. for a cycle unrelated to the clock).
+        step: the sampling step when the caller knows it (e.g. the bucket width);
+            otherwise it is inferred from the first :data:`MIN_HISTORY` + 1 points
+            only, so that later points cannot change an earlier point's score.
 
     Returns:
         One row per input row, in input order, with the columns :data:`COLUMNS`:
@@ -164,7 +168,13 @@ def detect(
     if len(np.unique(t_ns)) < 2:
         return out
 
-    step = _infer_step(t_ns)
+    if step is not None:
+        step_ns = int(pd.Timedelta(step).as_unit("ns").value)
+        if step_ns <= 0:
+            raise ValueError(f"step must be a positive duration, got {step!r}")
+        step = step_ns
+    else:
+        step = _infer_step(np.unique(t_ns)[: MIN_HISTORY + 1])
     abs_slot = np.rint(t_ns / step).astype(np.int64)
     slot = abs_slot - abs_slot.min()
     grid_len = int(slot.max()) + 1

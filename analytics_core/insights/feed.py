@@ -23,6 +23,7 @@ from analytics_core.insights.model import Insight, Severity, evidence_frame, ran
 from analytics_core.insights.thresholds import check_thresholds
 from analytics_core.kpis import KPIS, TREND_COLUMN, area_of, bucket_values, format_kpi, is_missing
 from analytics_core.queries import bottlenecks, business, detection, performance
+from analytics_core.queries.common import bucket_end
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def build_insights(
 # --- anomalies -------------------------------------------------------------------------
 
 
-def _local_start(filters: Filters) -> pd.Timestamp:
-    return pd.Timestamp(filters.start).tz_convert(filters.tz).tz_localize(None)
+def _start(filters: Filters) -> pd.Timestamp:
+    return pd.Timestamp(filters.start)
 
 
 # The count that says whether a series' source had any events in a bucket.
@@ -117,10 +118,10 @@ def _since_first_activity(frame: pd.DataFrame, series: str) -> pd.DataFrame:
     return frame.iloc[int(active.argmax()) :].reset_index(drop=True)
 
 
-def _complete(frame: pd.DataFrame, filters: Filters, step: pd.Timedelta) -> pd.DataFrame:
+def _complete(frame: pd.DataFrame, filters: Filters, granularity: str) -> pd.DataFrame:
     """Drop a last bucket that the range ends inside: its counts are not in yet."""
-    local_end = pd.Timestamp(filters.end).tz_convert(filters.tz).tz_localize(None)
-    return frame[frame["bucket"] + step <= local_end].reset_index(drop=True)
+    ends = bucket_end(frame["bucket"], granularity)
+    return frame[ends <= pd.Timestamp(filters.end)].reset_index(drop=True)
 
 
 def _episodes(flags: pd.Series) -> list[tuple[int, int]]:
@@ -147,35 +148,36 @@ def metric_anomalies(engine: Engine, config: Config, filters: Filters) -> list[I
     frames = trend_series(engine, config, history)
     sensitivity = config.insights.sensitivity
     out: list[Insight] = []
-    learning: list[str] = []
-    step = pd.Timedelta(hours=1) if hourly else pd.Timedelta(days=1)
+    learning: dict[str, list[str]] = {}
     for metric in WATCHED:
         frame = _since_first_activity(
-            _complete(frames[metric.series], filters, step), metric.series
+            _complete(frames[metric.series], filters, history.granularity), metric.series
         )
         values = bucket_values(frame, metric.kpi)
-        scored = anomalies.detect(frame["bucket"], values, sensitivity=sensitivity)
-        in_range = (frame["bucket"] >= _local_start(filters)).to_numpy()
+        scored = anomalies.detect(
+            frame["bucket"], values, sensitivity=sensitivity, step=BUCKET_WIDTH[history.granularity]
+        )
+        in_range = (frame["bucket"] >= _start(filters)).to_numpy()
         window = scored[in_range].reset_index(drop=True)
         buckets = frame["bucket"][in_range].reset_index(drop=True)
         if window.empty or (window["state"] != anomalies.SCORED).all():
             if values[in_range].notna().any():
-                learning.append(metric.label)
+                learning.setdefault(area_of(metric.kpi), []).append(metric.label)
             continue
         insight = _anomaly_insight(engine, metric, filters, history, window, buckets)
         if insight is not None:
             out.append(insight)
-    if learning:
+    for area, labels in learning.items():
         out.append(
             Insight(
                 kind="anomaly",
-                area="performance",
+                area=area,
                 kpi=None,
                 status="learning",
                 severity="info",
                 score=0.0,
                 message=(
-                    f"Still learning the normal pattern of {', '.join(learning)}: not enough "
+                    f"Still learning the normal pattern of {', '.join(labels)}: not enough "
                     "history before this range to score it, so no anomalies are claimed."
                 ),
                 method="Seasonal robust baseline; scores need enough past points",
@@ -204,9 +206,9 @@ def _anomaly_insight(
     higher = value > expected
     bad = KPIS[metric.kpi].higher_is_better
     harmful = bad is not None and (higher != bad)
-    step = pd.Timedelta(hours=1) if history.granularity == "hour" else pd.Timedelta(days=1)
-    start, end = buckets.iloc[a], buckets.iloc[b] + step
-    ongoing = b >= len(window) - 2
+    start = buckets.iloc[a]
+    end = bucket_end(buckets.iloc[b : b + 1], history.granularity).iloc[0]
+    ongoing = b == len(window) - 1  # flagged up to the last complete bucket
     fmt = lambda v: format_kpi(metric.kpi, v)  # noqa: E731
     message = (
         f"{_sentence(metric.label)} was unusually {'high' if higher else 'low'} "
@@ -224,8 +226,11 @@ def _anomaly_insight(
         upper=window["upper"],
         flagged=flags,
     )
-    utc = lambda t: t.tz_localize(filters.tz, ambiguous=True, nonexistent="shift_forward")  # noqa: E731
-    episode = replace(filters, start=utc(start).tz_convert("UTC"), end=utc(end).tz_convert("UTC"))
+    episode = replace(
+        filters,
+        start=start.tz_convert("UTC").to_pydatetime(),
+        end=end.tz_convert("UTC").to_pydatetime(),
+    )
     return Insight(
         kind="anomaly",
         area=area_of(metric.kpi),
@@ -271,7 +276,12 @@ def _anomaly_recommendation(
             return None
         top = during.loc[during[share].idxmax()]
         before = usual.set_index("endpoint")[share].get(top["endpoint"], float("nan"))
-        if is_missing(before) or top[share] - before >= CONCENTRATED:
+        if is_missing(before):
+            return (
+                f"Start with {top['endpoint']}: it produced {top[share]:.0%} of {what} during "
+                "the episode, and none over the rest of the range."
+            )
+        if top[share] - before >= CONCENTRATED:
             return (
                 f"Start with {top['endpoint']}: it produced {top[share]:.0%} of {what} during "
                 f"the episode, against {before:.0%} over the whole range."
@@ -306,9 +316,9 @@ def _anomaly_recommendation(
 
 def _complete_days(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     """Drop partial first/last days, which would bias a daily trend or forecast."""
-    local_start = _local_start(filters)
-    local_end = pd.Timestamp(filters.end).tz_convert(filters.tz).tz_localize(None)
-    keep = (frame["bucket"] >= local_start) & (frame["bucket"] + pd.Timedelta(days=1) <= local_end)
+    keep = (frame["bucket"] >= _start(filters)) & (
+        bucket_end(frame["bucket"], "day") <= pd.Timestamp(filters.end)
+    )
     return frame[keep].reset_index(drop=True)
 
 
@@ -319,7 +329,7 @@ def metric_trends(engine: Engine, config: Config, filters: Filters) -> list[Insi
     frames = trend_series(engine, config, daily)
     out = []
     for metric in WATCHED:
-        frame = _complete_days(frames[metric.series], filters)
+        frame = _since_first_activity(_complete_days(frames[metric.series], filters), metric.series)
         values = bucket_values(frame, metric.kpi)
         found = trends.detect_trend(frame["bucket"], values, alpha=config.insights.trend_alpha)
         if found is None or not found.significant:
@@ -333,7 +343,7 @@ def metric_trends(engine: Engine, config: Config, filters: Filters) -> list[Insi
         message = (
             f"{label} is {'rising' if up else 'falling'} by about "
             f"{format_kpi(metric.kpi, abs(found.slope_per_week))} per week{change}; "
-            f"p = {found.p_value:.3g}"
+            f"{_p(found.p_value)}"
         )
         out.append(
             Insight(
@@ -364,6 +374,11 @@ def metric_trends(engine: Engine, config: Config, filters: Filters) -> list[Insi
     return out
 
 
+def _p(p_value: float) -> str:
+    """p-values below what floats resolve read as a bound, never as 0."""
+    return "p < 1e-6" if p_value < 1e-6 else f"p = {p_value:.2g}"
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -382,12 +397,27 @@ def _trend_recommendation(
     ahead = found.fitted_end + found.slope_per_week * weeks
     return (
         f"If the trend holds, {label.lower()} reaches about "
-        f"{format_kpi(metric.kpi, max(ahead, 0.0))} in {weeks} weeks; find what changed "
-        f"around {found.start:%Y-%m-%d} before it compounds."
+        f"{format_kpi(metric.kpi, max(ahead, 0.0))} in {weeks} weeks; it has been building "
+        f"across the whole range, so look for a gradual cause (growth, data size, a slow leak) "
+        "rather than one event."
     )
 
 
 # --- previous-period changes ------------------------------------------------------------
+
+
+def not_comparable(value: float | int | None) -> compare.Change:
+    """No previous period to compare with (it predates the stored history)."""
+    current = None if is_missing(value) else float(value)  # type: ignore[arg-type]
+    return compare.Change(
+        current,
+        None,
+        None,
+        None,
+        None,
+        False,
+        "no comparison: the previous period predates the data",
+    )
 
 
 def kpi_changes(
@@ -411,15 +441,24 @@ def kpi_changes(
                 int(prev_perf["requests"].sum()),
                 alpha,
             )
-            if key == "availability":
+            if key == "availability":  # the same test, stated as 1 - error rate
+                same = out[key]
+                pct = (
+                    None
+                    if is_missing(now_value) or is_missing(before) or not before
+                    else float(now_value) / float(before) - 1  # type: ignore[arg-type]
+                )
                 out[key] = replace(
-                    out[key],
+                    same,
                     current=now_value,  # type: ignore[arg-type]
                     previous=before,  # type: ignore[arg-type]
-                    abs_change=None if out[key].abs_change is None else -out[key].abs_change,
+                    abs_change=None if same.abs_change is None else -same.abs_change,
+                    pct_change=pct,
                 )
         elif unit == "count" and key not in ("active_users",):
-            out[key] = compare.compare_counts(int(now_value or 0), int(before or 0), alpha)
+            out[key] = compare.compare_counts(
+                int(now_value or 0), None if before is None else int(before), alpha
+            )
         else:
             trend = TREND_COLUMN.get(key)
             cur_values = prev_values = []

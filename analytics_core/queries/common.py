@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import ColumnElement, Double, Text, and_, case, cast, func, literal, literal_column
 from sqlalchemy.sql.elements import KeyedColumnElement
@@ -16,6 +17,12 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from analytics_core.filters import GRANULARITIES, Filters
 
 _PANDAS_FREQ = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
+BUCKET_STEP = {
+    "hour": pd.DateOffset(hours=1),
+    "day": pd.DateOffset(days=1),
+    "week": pd.DateOffset(weeks=1),
+    "month": pd.DateOffset(months=1),
+}
 
 
 def in_range(column: KeyedColumnElement, start, end) -> ColumnElement[bool]:
@@ -41,11 +48,39 @@ def scope(
 
 
 def bucket(column: KeyedColumnElement, filters: Filters) -> ColumnElement:
-    """Start of the local-time bucket holding ``column``, as a local timestamp."""
+    """Start of the bucket holding ``column``, as a naive timestamp for :func:`bucket_labels`.
+
+    Hours are UTC hours: a local hour is ambiguous when clocks go back (two 01:00s)
+    and missing when they go forward, so hourly buckets follow the instants and are
+    labelled in local time afterwards. Days, weeks and months are local calendar
+    units (a DST day has 23 or 25 hours, as it should).
+    """
     if filters.granularity not in GRANULARITIES:  # guarded by make_filters; defence in depth
         raise ValueError(filters.granularity)
-    local = func.timezone(cast(literal(filters.tz), Text), column)
+    zone = "UTC" if filters.granularity == "hour" else filters.tz
+    local = func.timezone(cast(literal(zone), Text), column)
     return func.date_trunc(literal_column(f"'{filters.granularity}'"), local)
+
+
+def _localize(naive: pd.Series | pd.DatetimeIndex, tz: str):
+    """Local wall times to aware ones; a wall time that DST skips moves forward."""
+    flags = np.ones(len(naive), dtype=bool)  # an ambiguous midnight: the first of the two
+    return naive.tz_localize(tz, ambiguous=flags, nonexistent="shift_forward")
+
+
+def bucket_labels(raw: pd.Series, filters: Filters) -> pd.Series:
+    """Bucket starts from :func:`bucket` as aware timestamps in the filters' zone."""
+    naive = pd.to_datetime(raw)
+    if naive.dt.tz is not None:
+        naive = naive.dt.tz_localize(None)
+    if filters.granularity == "hour":
+        return naive.dt.tz_localize("UTC").dt.tz_convert(filters.tz)
+    return pd.Series(_localize(pd.DatetimeIndex(naive), filters.tz), index=raw.index)
+
+
+def bucket_end(buckets: pd.Series, granularity: str) -> pd.Series:
+    """Where each bucket ends, in wall-clock terms (a local day ends at the next midnight)."""
+    return buckets + BUCKET_STEP[granularity]
 
 
 def percentile(fraction: float, expr: ColumnElement) -> ColumnElement:
@@ -69,14 +104,17 @@ def fsum(expr: ColumnElement) -> ColumnElement:
 
 
 def bucket_index(filters: Filters) -> pd.DatetimeIndex:
-    """Every local bucket start the range touches, for gap filling."""
+    """Every bucket start the range touches (aware, in the filters' zone), for gap filling."""
+    g = filters.granularity
+    if g == "hour":
+        first = pd.Timestamp(filters.start).tz_convert("UTC").floor("h")
+        last = (pd.Timestamp(filters.end) - pd.Timedelta(microseconds=1)).tz_convert("UTC")
+        hours = pd.date_range(first, last.floor("h"), freq="h")
+        return hours.tz_convert(filters.tz).rename("bucket")
     first = pd.Timestamp(filters.start).tz_convert(filters.tz).tz_localize(None)
     last = (pd.Timestamp(filters.end) - pd.Timedelta(microseconds=1)).tz_convert(filters.tz)
     last = last.tz_localize(None)
-    g = filters.granularity
-    if g == "hour":
-        first, last = first.floor("h"), last.floor("h")
-    elif g == "day":
+    if g == "day":
         first, last = first.normalize(), last.normalize()
     elif g == "week":
         first = first.normalize() - pd.Timedelta(days=first.weekday())
@@ -84,7 +122,8 @@ def bucket_index(filters: Filters) -> pd.DatetimeIndex:
     else:
         first = first.normalize().replace(day=1)
         last = last.normalize().replace(day=1)
-    return pd.date_range(first, last, freq=_PANDAS_FREQ[g], name="bucket")
+    local = pd.date_range(first, last, freq=_PANDAS_FREQ[g])
+    return _localize(local, filters.tz).rename("bucket")
 
 
 def fill_buckets(frame: pd.DataFrame, filters: Filters, counts: Sequence[str]) -> pd.DataFrame:
@@ -98,7 +137,7 @@ def fill_buckets(frame: pd.DataFrame, filters: Filters, counts: Sequence[str]) -
         out = pd.DataFrame(index=index, columns=[c for c in frame.columns if c != "bucket"])
     else:
         frame = frame.copy()
-        frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(None)
+        frame["bucket"] = bucket_labels(frame["bucket"], filters)
         out = frame.set_index("bucket").reindex(index)
     for col in out.columns:
         if col in counts:

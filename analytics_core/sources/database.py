@@ -6,6 +6,8 @@ cannot write to the source tables even by mistake.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.sql import Executable
 
 from analytics_core.config import normalize_db_url
+from analytics_core.filters import InputError
 
 
 class SourceUnavailable(RuntimeError):
@@ -32,15 +35,18 @@ def redact(url: str) -> str:
         return "<unparsable URL>"
 
 
+SUPPORTED = "postgresql://user@host:port/db or duckdb:///path/to/file.duckdb"
+
+
 def dialect_of(url: str) -> str:
+    """The backend of a database URL; anything but PostgreSQL or DuckDB is bad input."""
     try:
-        return make_url(normalize_db_url(url)).get_backend_name()
+        backend = make_url(normalize_db_url(url)).get_backend_name()
     except ArgumentError:
-        raise SourceUnavailable(
-            "primary database",
-            f"{url!r} is not a database URL",
-            "Use postgresql://user@host:port/db or duckdb:///path/to/file.duckdb",
-        ) from None
+        raise InputError(f"{url!r} is not a database URL; use {SUPPORTED}") from None
+    if backend not in ("postgresql", "duckdb"):
+        raise InputError(f"database {backend!r} is not supported; use {SUPPORTED}")
+    return backend
 
 
 def make_engine(url: str, read_only: bool = True) -> Engine:
@@ -65,12 +71,8 @@ def make_engine(url: str, read_only: bool = True) -> Engine:
             connect_args["options"] = "-c default_transaction_read_only=on"
     try:
         return create_engine(url, connect_args=connect_args, pool_pre_ping=backend != "duckdb")
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise SourceUnavailable(
-            "primary database",
-            f"cannot use {redact(url)} ({exc})",
-            "Supported: postgresql://... and duckdb:///...",
-        ) from None
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise InputError(f"cannot use {redact(url)} ({exc}); use {SUPPORTED}") from None
 
 
 def unavailable(engine: Engine, exc: Exception) -> SourceUnavailable:
@@ -84,18 +86,24 @@ def unavailable(engine: Engine, exc: Exception) -> SourceUnavailable:
     return SourceUnavailable(f"primary database {redact(str(engine.url))}", detail, hint)
 
 
-def read_frame(engine: Engine, stmt: Executable) -> pd.DataFrame:
-    """Run an aggregate query and return its (small) result as a DataFrame."""
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """Turn driver errors into :class:`SourceUnavailable` naming the source and the fix."""
     try:
-        with engine.connect() as conn:
-            result = conn.execute(stmt)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        yield
     except (DBAPIError, SQLAlchemyError) as exc:
         raise unavailable(engine, exc) from exc
     except Exception as exc:  # DuckDB raises its own exception types on open
-        if type(exc).__module__.startswith("duckdb") or "duckdb" in type(exc).__module__:
+        if "duckdb" in type(exc).__module__:
             raise unavailable(engine, exc) from exc
         raise
+
+
+def read_frame(engine: Engine, stmt: Executable) -> pd.DataFrame:
+    """Run an aggregate query and return its (small) result as a DataFrame."""
+    with database_errors(engine), engine.connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def read_row(engine: Engine, stmt: Executable) -> dict[str, object]:

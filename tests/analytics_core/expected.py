@@ -85,15 +85,16 @@ def business(ds: Dataset, start, end, costs: Costs, tenants=()) -> dict:
 
 
 def local_bucket(ts: pd.Series, tz: str, granularity: str) -> pd.Series:
-    local = pd.to_datetime(ts).dt.tz_convert(tz).dt.tz_localize(None)
+    """Hours: the UTC hour, shown in ``tz``. Days and up: the local calendar unit's start."""
+    utc = pd.to_datetime(ts).dt.tz_convert("UTC")
     if granularity == "hour":
-        return local.dt.floor("h")
-    day = local.dt.normalize()
-    if granularity == "day":
-        return day
+        return utc.dt.floor("h").dt.tz_convert(tz)
+    day = utc.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
     if granularity == "week":
-        return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
-    return day - pd.to_timedelta(day.dt.day - 1, unit="D")
+        day = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    elif granularity == "month":
+        day = day - pd.to_timedelta(day.dt.day - 1, unit="D")
+    return day.dt.tz_localize(tz)
 
 
 def assert_kpis_equal(actual: dict, expected: dict, rel: float = 1e-9) -> None:

@@ -54,6 +54,9 @@ def test_env_expansion_with_defaults(tmp_path, monkeypatch):
         ("alerts:\n  p95_ms: {above: 9, for: often}\n", "alerts.p95_ms.for", "a duration"),
         ("alerts:\n  p95_ms: {above: 9, clear: 10}\n", "alerts.p95_ms.clear", "hysteresis"),
         ("insights:\n  sensitivity: 0\n", "insights.sensitivity", "> 0"),
+        ("insights:\n  sensitivity: .nan\n", "insights.sensitivity", "finite"),
+        ("dashboard:\n  refresh_interval_seconds: .inf\n", "refresh_interval_seconds", "whole"),
+        ("alerts:\n  p95_ms: {above: 9, for: 5}\n", "alerts.p95_ms.for", "a duration"),
         ("insights:\n  capacity: {cpu: 3}\n", "insights.capacity.cpu", "one of"),
         ("dashbord:\n  title: x\n", "dashbord", "one of the sections"),
         ("dashboard:\n  title: ${NOT_SET_ANYWHERE}\n", "${NOT_SET_ANYWHERE}", "to be set"),
@@ -67,6 +70,12 @@ def test_bad_config_names_file_key_and_expectation(tmp_path, monkeypatch, text, 
         load_config(path)
     message = str(info.value)
     assert str(path) in message and key in message and expected in message
+
+
+def test_alert_duration_and_default_sensitivity(tmp_path):
+    config = load_config(write(tmp_path, "alerts:\n  p95_ms: {above: 9, for: 90min}\n"))
+    assert config.alerts[0].for_duration.total_seconds() == 5400
+    assert config.insights.sensitivity == 4.0  # the evaluated default (bench/INSIGHTS.md)
 
 
 def test_missing_file(tmp_path):

@@ -149,3 +149,49 @@ def test_throughput_counts_only_elapsed_time():
     now = start + pd.Timedelta(hours=12)
     assert performance.observed_seconds(f, now) == 12 * 3600
     assert performance.observed_seconds(f, start + pd.Timedelta(days=9)) == 2 * 86400
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def dst_url(request, tmp_path):
+    """Two requests in the two different 01:30s of New York's fall-back night."""
+    from sqlalchemy import insert
+
+    from analytics_core import schema
+    from analytics_core.sources.database import make_engine
+
+    if request.param == "duckdb":
+        url = f"duckdb:///{tmp_path / 'dst.duckdb'}"
+    else:
+        url = request.getfixturevalue("new_pg_database")()
+    writer = make_engine(url, read_only=False)
+    schema.create_tables(writer)
+    rows = [
+        {"id": i, "ts": ts.to_pydatetime(), "tenant_id": "t", "user_id": None, "method": "GET",
+         "endpoint": "/x", "status_code": 200, "duration_ms": 1.0, "request_bytes": 1,
+         "response_bytes": 1}
+        for i, ts in enumerate(pd.to_datetime(["2026-11-01T05:30Z", "2026-11-01T06:30Z"]))
+    ]  # fmt: skip
+    with writer.begin() as conn:
+        conn.execute(insert(schema.api_requests), rows)
+    writer.dispose()
+    yield url
+
+
+def test_hourly_buckets_keep_both_hours_when_clocks_go_back(dst_url):
+    from analytics_core.sources.database import make_engine
+
+    engine = make_engine(dst_url)
+    start, end = pd.Timestamp("2026-11-01T04:00Z"), pd.Timestamp("2026-11-01T08:00Z")
+    hourly = performance.trend(engine, _filters((start, end), "hour", "America/New_York"))
+    daily = performance.trend(engine, _filters((start, end), "day", "America/New_York"))
+    engine.dispose()
+    labels = [t.isoformat() for t in hourly["bucket"]]
+    assert labels == [
+        "2026-11-01T00:00:00-04:00",
+        "2026-11-01T01:00:00-04:00",
+        "2026-11-01T01:00:00-05:00",
+        "2026-11-01T02:00:00-05:00",
+    ]
+    assert hourly["requests"].tolist() == [0, 1, 1, 0]
+    assert daily["bucket"].tolist() == [pd.Timestamp("2026-11-01", tz="America/New_York")]
+    assert daily["requests"].tolist() == [2]

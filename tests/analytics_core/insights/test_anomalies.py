@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -295,16 +294,26 @@ def test_empty_input_gives_an_empty_frame_with_the_columns():
     assert result.empty
 
 
-def test_twenty_thousand_points_in_well_under_a_few_seconds():
-    rng = np.random.default_rng(14)
-    n = 20_000
-    ts = pd.date_range("2024-01-01", periods=n, freq="min")
-    values = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 1440) + rng.normal(0, 1, n)
-    t0 = time.perf_counter()
-    result = detect(ts, values)
-    elapsed = time.perf_counter() - t0
-    assert len(result) == n
-    assert elapsed < 3.0
+def test_later_points_at_another_rate_do_not_change_earlier_scores():
+    # Hourly points with a spike, then a long run of 5-minute points: were the step
+    # inferred from all timestamps, the hourly history would be re-gridded after
+    # the fact and the spike's score would change.
+    rng = np.random.default_rng(21)
+    hourly = pd.date_range("2026-01-01", periods=400, freq="h")
+    values = 100 + 10 * np.sin(2 * np.pi * np.arange(400) / 24) + rng.normal(0, 1, 400)
+    values[300] += 60
+    alone = detect(hourly, values, sensitivity=4.0)
+    fine = pd.date_range(hourly[-1] + pd.Timedelta(minutes=5), periods=2000, freq="5min")
+    more = detect(hourly.append(fine), np.r_[values, rng.normal(100, 1, 2000)], sensitivity=4.0)
+    pd.testing.assert_frame_equal(more.iloc[:400], alone)
+    assert alone.loc[300, "is_anomaly"]
+
+
+def test_a_known_step_overrides_inference():
+    ts = pd.date_range("2026-01-01", periods=200, freq="D", tz="Europe/Paris")
+    values = np.random.default_rng(2).normal(10, 1, 200)
+    given = detect(ts, values, step=pd.Timedelta(days=1))
+    assert (given["state"] == "scored").sum() > 150
 
 
 def test_the_module_does_not_import_streamlit():

@@ -41,9 +41,9 @@ def _incident(name: str):
 
 
 def _overlaps(insight, incident) -> bool:
-    start = pd.Timestamp(insight.details["episode_start"]).tz_localize("UTC")
+    start = pd.Timestamp(insight.details["episode_start"])
     end = insight.details["episode_end"]
-    end = pd.Timestamp(end).tz_localize("UTC") if end else pd.Timestamp(END)
+    end = pd.Timestamp(end) if end else pd.Timestamp(END)
     return start < incident.end and end > incident.start
 
 
@@ -58,8 +58,7 @@ def test_error_burst_is_an_anomaly_and_a_threshold_alert(feed_7d):
     assert alert.status == "resolved"
     [episode] = [
         e for e in alert.details["episodes"]
-        if pd.Timestamp(e["start"]).tz_localize("UTC") < burst.end
-        and pd.Timestamp(e["end"]).tz_localize("UTC") > burst.start
+        if pd.Timestamp(e["start"]) < burst.end and pd.Timestamp(e["end"]) > burst.start
     ]  # fmt: skip
     assert episode["peak"] > 0.03  # daily buckets at 7 days: the burst day breaches 3%
 
@@ -134,3 +133,28 @@ def test_capacity_forecast_against_a_limit(demo_url, limit, status, words):
     assert (future["forecast"] <= future["upper"]).all()
     history = evidence.dropna(subset=["value"])
     assert history["bucket"].max() < future["bucket"].min()
+
+
+def test_availability_change_is_stated_as_availability():
+    from analytics_core.insights.feed import kpi_changes
+
+    def perf(errors, requests):
+        return pd.DataFrame({"errors": [errors], "requests": [requests]})
+
+    current = {"error_rate": 0.02, "availability": 0.98}
+    previous = {"error_rate": 0.01, "availability": 0.99}
+    changes = kpi_changes(
+        current, previous, {"performance_trend": perf(200, 10_000)},
+        {"performance_trend": perf(100, 10_000)}, 0.05,
+    )  # fmt: skip
+    assert changes["error_rate"].pct_change == pytest.approx(1.0)
+    assert changes["availability"].pct_change == pytest.approx(0.98 / 0.99 - 1)
+    assert changes["availability"].abs_change == pytest.approx(-0.01)
+    assert changes["availability"].significant == changes["error_rate"].significant is True
+
+
+def test_an_episode_that_ended_is_resolved_not_active(feed_7d):
+    spike = _incident("detect_latency_spike")  # six hours, two days before the end
+    [p95] = [i for i in feed_7d.insights if i.kind == "anomaly" and i.kpi == "p95_ms"]
+    assert p95.status == "resolved" and p95.details["episode_end"] is not None
+    assert pd.Timestamp(p95.details["episode_end"]) <= spike.end + pd.Timedelta(hours=2)
