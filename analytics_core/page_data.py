@@ -108,7 +108,10 @@ def build_page(
 
     insights: list[Insight] = []
     if page in ("overview", "insights") and config.feature("insights"):
-        insights = build_insights(engine, config, filters, current, previous, trends, changes, now)
+        tables = {k: v for k, v in series.items() if k.startswith("bottleneck_")} or None
+        insights = build_insights(
+            engine, config, filters, current, previous, trends, changes, now, tables
+        )
         if page == "overview":
             insights = [i for i in insights if i.status in ("firing", "resolved")][:3]
 

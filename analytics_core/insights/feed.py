@@ -80,16 +80,21 @@ def build_insights(
     series: dict[str, pd.DataFrame],
     changes: dict[str, compare.Change],
     now: datetime,
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> list[Insight]:
+    """``series`` are the range's trends at its granularity; ``tables`` the bottleneck
+    tables when the caller already has them."""
     currency = config.costs.currency
+    if tables is None:
+        tables = bottleneck_tables(engine, filters, current, previous)
     found: list[Insight] = []
     found += check_thresholds(
         config.alerts, current, series, currency, BUCKET_WIDTH[filters.granularity]
     )
-    found += metric_anomalies(engine, config, filters)
-    found += metric_trends(engine, config, filters)
+    found += metric_anomalies(engine, config, filters, current, tables["bottleneck_endpoints"])
+    found += metric_trends(engine, config, filters, series)
     found += significant_changes(current, previous, changes, currency)
-    found += bottleneck_insights(engine, filters, current, previous)
+    found += bottleneck_insights(tables)
     found += capacity_insights(engine, config, filters, now)
     return rank(found)
 
@@ -138,7 +143,14 @@ def _episodes(flags: pd.Series) -> list[tuple[int, int]]:
     return runs
 
 
-def metric_anomalies(engine: Engine, config: Config, filters: Filters) -> list[Insight]:
+def metric_anomalies(
+    engine: Engine,
+    config: Config,
+    filters: Filters,
+    current: dict[str, float | int | None],
+    endpoints: pd.DataFrame,
+) -> list[Insight]:
+    """``endpoints``: the range's endpoint shares, the usual picture an episode is set against."""
     hourly = filters.length <= timedelta(days=31)
     history = replace(
         filters,
@@ -164,7 +176,9 @@ def metric_anomalies(engine: Engine, config: Config, filters: Filters) -> list[I
             if values[in_range].notna().any():
                 learning.setdefault(area_of(metric.kpi), []).append(metric.label)
             continue
-        insight = _anomaly_insight(engine, metric, filters, history, window, buckets)
+        insight = _anomaly_insight(
+            engine, metric, filters, history, window, buckets, current, endpoints
+        )
         if insight is not None:
             out.append(insight)
     for area, labels in learning.items():
@@ -193,6 +207,8 @@ def _anomaly_insight(
     history: Filters,
     window: pd.DataFrame,
     buckets: pd.Series,
+    current: dict[str, float | int | None],
+    endpoints: pd.DataFrame,
 ) -> Insight | None:
     flags = window["is_anomaly"].fillna(False).astype(bool)
     runs = _episodes(flags)
@@ -245,7 +261,9 @@ def _anomaly_insight(
         ),
         baseline=f"{'hourly' if history.granularity == 'hour' else 'daily'} values since "
         f"{pd.Timestamp(history.start).tz_convert(filters.tz):%Y-%m-%d}",
-        recommendation=_anomaly_recommendation(engine, metric, episode, filters, higher),
+        recommendation=_anomaly_recommendation(
+            engine, metric, episode, filters, higher, current.get("p95_ms"), endpoints
+        ),
         details={
             "value": float(value),
             "expected": float(expected),
@@ -263,13 +281,18 @@ CONCENTRATED = 0.15
 
 
 def _anomaly_recommendation(
-    engine: Engine, metric: Metric, episode: Filters, filters: Filters, higher: bool
+    engine: Engine,
+    metric: Metric,
+    episode: Filters,
+    filters: Filters,
+    higher: bool,
+    p95_ms: float | int | None,
+    usual: pd.DataFrame,
 ) -> str | None:
     """Point at the endpoint or detector that drove the episode, from its own numbers."""
     if metric.kpi in ("p95_ms", "p99_ms", "error_rate") and higher:
-        kpis = performance.kpis(engine, filters)
-        during = bottlenecks.endpoints(engine, episode, kpis["p95_ms"])
-        usual = bottlenecks.endpoints(engine, filters, kpis["p95_ms"])
+        # "Slow" means slower than the range's p95, during the episode as over the range.
+        during = bottlenecks.endpoints(engine, episode, p95_ms)  # type: ignore[arg-type]
         share = "slow_share" if metric.kpi != "error_rate" else "error_share"
         what = "slow requests" if share == "slow_share" else "server errors"
         if during.empty or during[share].isna().all():
@@ -322,11 +345,17 @@ def _complete_days(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def metric_trends(engine: Engine, config: Config, filters: Filters) -> list[Insight]:
+def metric_trends(
+    engine: Engine, config: Config, filters: Filters, series: dict[str, pd.DataFrame]
+) -> list[Insight]:
     if filters.length < timedelta(days=8):
         return []
-    daily = replace(filters, granularity="day")
-    frames = trend_series(engine, config, daily)
+    # Daily values: the page's own series when it is already by day.
+    frames = (
+        series
+        if filters.granularity == "day"
+        else trend_series(engine, config, replace(filters, granularity="day"))
+    )
     out = []
     for metric in WATCHED:
         frame = _since_first_activity(_complete_days(frames[metric.series], filters), metric.series)
@@ -567,13 +596,8 @@ def bottleneck_tables(
     }
 
 
-def bottleneck_insights(
-    engine: Engine,
-    filters: Filters,
-    current: dict[str, float | int | None],
-    previous: dict[str, float | int | None],
-) -> list[Insight]:
-    tables = bottleneck_tables(engine, filters, current, previous)
+def bottleneck_insights(tables: dict[str, pd.DataFrame]) -> list[Insight]:
+    """Disproportionate or grown contributors in :func:`bottleneck_tables`."""
     out = []
     checks = (
         ("bottleneck_endpoints", "endpoint", "slow", "slow_share", "request_share",
