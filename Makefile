@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 # DATABASE_URL when set: that database is served as it is, never written to.
 run: $(VENV)/.installed
 	@if [ -z "$$DATABASE_URL" ]; then $(VENV)/bin/analytics demo; fi
-	$(VENV)/bin/streamlit run Home.py --server.port 8501 --server.headless true \
+	$(VENV)/bin/streamlit run analytics_app/Home.py --server.port 8501 --server.headless true \
 	  --theme.base "$$($(PY) -c 'from analytics_core.config import load_config; print(load_config().theme)' 2>/dev/null || echo light)"
 
 test: $(VENV)/.installed

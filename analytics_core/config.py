@@ -22,7 +22,7 @@ import yaml
 from analytics_core.kpis import KPIS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "analytics.yml"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "defaults" / "analytics.yml"
 DEMO_DATABASE_PATH = PROJECT_ROOT / "data" / "demo.duckdb"
 DEMO_DATABASE_ENV = "ANALYTICS_DEMO_DB"  # moves the demo file (tests use a temp one)
 SEVERITIES = ("info", "warning", "critical")

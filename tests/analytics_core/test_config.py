@@ -14,7 +14,7 @@ def write(tmp_path, text: str):
 
 
 def test_shipped_config_loads():
-    config = load_config("config/analytics.yml")
+    config = load_config("analytics_core/defaults/analytics.yml")
     assert config.refresh_interval_seconds == 300
     assert {r.kpi for r in config.alerts} >= {"error_rate", "p95_ms"}
     assert config.costs.currency == "USD"

@@ -38,7 +38,7 @@ def core_page(url: str, page: str, first: date, last: date, tz: str = "UTC"):
 def app(url: str, monkeypatch, **params: str) -> AppTest:
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.delenv("ANALYTICS_CONFIG", raising=False)
-    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "analytics_app" / "Home.py"), default_timeout=60)
     for key, value in params.items():
         at.query_params[key] = value
     return at

@@ -275,7 +275,7 @@ def top_insights(insights: Sequence[Insight]) -> None:
 
 def downloads(data: PageData) -> None:
     """CSV and JSON of exactly what the page shows, with the filters recorded."""
-    from ui.data import config
+    from analytics_app.ui.data import config
 
     if not config().feature("exports"):
         return

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import data, sidebar
+from analytics_app.ui import data, sidebar
 
 cfg = data.config()
 st.set_page_config(page_title=cfg.title, page_icon=":material/monitoring:", layout="wide")

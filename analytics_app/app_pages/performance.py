@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import components, data
+from analytics_app.ui import components, data
 
 filters = data.current_filters()
 page = data.page_data("performance", filters)
