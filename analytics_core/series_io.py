@@ -2,8 +2,9 @@
 
 Input: a header with ``timestamp`` and ``value`` columns (any case; other columns
 are ignored); an empty value is a missing point. Output: one row per input row,
-in order: ``timestamp,value,score,is_anomaly`` (the timestamp text as given;
-score empty while the detector is still learning).
+in order: ``timestamp,value,score,is_anomaly,alarm`` (the timestamp text as given;
+score empty while the detector is still learning; ``is_anomaly`` 1 on every flagged
+point, ``alarm`` 1 only on the first point of each alarm episode, the one to page on).
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ def read_series(path: str) -> Series:
 def write_scores(path: str, raw_timestamps: list[str], values: pd.Series, scored: pd.DataFrame):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["timestamp", "value", "score", "is_anomaly"])
-    for ts, value, score, flag in zip(
-        raw_timestamps, values, scored["score"], scored["is_anomaly"], strict=True
+    writer.writerow(["timestamp", "value", "score", "is_anomaly", "alarm"])
+    for ts, value, score, flag, alarm in zip(
+        raw_timestamps, values, scored["score"], scored["is_anomaly"], scored["alarm"], strict=True
     ):
         writer.writerow(
             [
@@ -81,6 +82,7 @@ def write_scores(path: str, raw_timestamps: list[str], values: pd.Series, scored
                 "" if pd.isna(value) else repr(float(value)),
                 "" if pd.isna(score) else f"{float(score):.6f}",
                 int(bool(flag)),
+                int(bool(alarm)),
             ]
         )
     if path == "-":

@@ -25,7 +25,7 @@ def test_scores_every_row_in_order_and_finds_the_spike(tmp_path):
     frame = write_series(src, spike_at=24 * 18 + 5)
     assert main(["detect-anomalies", "--input", str(src), "--output", str(out)]) == 0
     result = pd.read_csv(out)
-    assert list(result.columns) == ["timestamp", "value", "score", "is_anomaly"]
+    assert list(result.columns) == ["timestamp", "value", "score", "is_anomaly", "alarm"]
     assert result["timestamp"].tolist() == frame["TimeStamp"].tolist()
     np.testing.assert_allclose(result["value"], frame["Value"])
     assert set(result["is_anomaly"].unique()) <= {0, 1}
@@ -34,6 +34,24 @@ def test_scores_every_row_in_order_and_finds_the_spike(tmp_path):
     assert pd.isna(result.loc[0, "score"]) and result.loc[0, "is_anomaly"] == 0
     scored = result.dropna(subset=["score"])
     assert ((scored["score"] >= 0.5) == (scored["is_anomaly"] == 1)).all()
+    # One incident, one alarm: on the spike, the first (and only) flagged point.
+    assert result.index[result["alarm"] == 1].tolist() == [24 * 18 + 5]
+
+
+def test_alarm_is_the_first_point_of_each_episode_round_trip(tmp_path):
+    # Two incidents two days apart, each several hours long: two alarms, on their first
+    # hours, while is_anomaly marks every anomalous hour of the first.
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame = write_series(src, spike_at=24 * 15)
+    frame.loc[24 * 15 : 24 * 15 + 3, "Value"] += 150
+    frame.loc[24 * 17 : 24 * 17 + 2, "Value"] -= 150
+    frame.to_csv(src, index=False)
+    assert main(["detect-anomalies", "--input", str(src), "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert set(result["alarm"].unique()) <= {0, 1}
+    assert result.index[result["alarm"] == 1].tolist() == [24 * 15, 24 * 17]
+    assert (result.loc[24 * 15 : 24 * 15 + 3, "is_anomaly"] == 1).all()
+    assert (result.loc[result["alarm"] == 1, "is_anomaly"] == 1).all()
 
 
 def test_sensitivity_changes_how_much_is_flagged(tmp_path):

@@ -38,9 +38,21 @@ How a point at time ``t`` is scored
    nonzero change between consecutive values seen so far (the data's resolution,
    e.g. 1 for counts). After an always-identical history (e.g. all zeros) any
    change scores 1.
-4. **Score.** ``z = |value - expected| / scale``; ``score = z / (z + sensitivity)``
-   in [0, 1], so ``score >= 0.5`` exactly when ``z >= sensitivity``, which flags
-   the point. ``lower``/``upper`` are ``expected -/+ sensitivity * scale``.
+4. **Sustained deviations** (level shifts, drifts, a cycle gone flat), which the
+   fast level baseline absorbs within half a day: for each of
+   :data:`SUSTAINED_WINDOWS` ``w``, the median of the last ``w`` slots against the
+   median of the ``4w`` slots before them (both deseasonalised by the first season's
+   offset), as a z against that difference's own past spread, divided by
+   :data:`SUSTAINED_MARGIN`. Medians, so isolated spikes of bursty series do not
+   move them.
+5. **Score.** ``z = max(|value - expected| / scale, sustained z)``;
+   ``score = z / (z + sensitivity)`` in [0, 1], so ``score >= 0.5`` exactly when
+   ``z >= sensitivity``, which flags the point (``is_anomaly``). ``lower``/``upper``
+   are ``expected -/+ sensitivity * scale``: every point outside is flagged; one
+   inside is flagged only on sustained evidence.
+6. **Alarm.** ``alarm`` marks the first flag of each episode: a flagged point with no
+   flagged point within :data:`REFRACTORY` (3 h, and at least 3 sampling steps)
+   before it, so one incident raises one alarm however its flags flicker.
    Under Gaussian residuals 3 flags 2.7 normal points per 1,000 and 4 flags 0.06;
    ``bench/INSIGHTS.md`` measures the trade-off on labelled production metrics.
 
@@ -59,14 +71,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 LEARNING, SCORED, MISSING = "learning", "scored", "missing"
-COLUMNS = ("timestamp", "value", "expected", "lower", "upper", "score", "is_anomaly", "state")
+COLUMNS = (
+    "timestamp", "value", "expected", "lower", "upper", "score", "is_anomaly", "alarm", "state"
+)  # fmt: skip
 
 #: Points seen before the first score.
 MIN_HISTORY = 24
@@ -88,6 +102,20 @@ MIN_RESIDUALS_TO_SWITCH = 72
 TAIL_QUANTILE = 0.99
 #: ... over this many past slots (or the MAD window, if longer).
 TAIL_WINDOW = 720
+#: Sustained-deviation windows (slots): the median of the last ``w`` deseasonalised
+#: values against the median of the ``SUSTAINED_REFERENCE * w`` slots before them.
+#: One day and four days of hourly data; 2 h and 8 h of 5-minute data.
+SUSTAINED_WINDOWS = (24, 96)
+SUSTAINED_REFERENCE = 4
+#: Past values of each window's statistic its own scale is taken from ...
+SUSTAINED_CALIBRATION = 2000
+#: ... and how much more than a single point's z it must reach: overlapping windows give
+#: few independent past values, so their tail is estimated less surely.
+SUSTAINED_MARGIN = 1.3
+#: An alarm is a flagged point with no flagged point this long before it (and at least
+#: :data:`REFRACTORY_STEPS` sampling steps): one incident, one alarm.
+REFRACTORY = pd.Timedelta("3h")
+REFRACTORY_STEPS = 3
 #: The scale is never below this fraction of the typical absolute level.
 RELATIVE_FLOOR = 1e-3
 MAD_TO_SIGMA = 1.4826
@@ -132,7 +160,8 @@ def detect(
         ``timestamp`` and ``value`` as given (value as float), ``expected`` the
         forecast from the past, ``lower``/``upper`` the band inside which the
         point is not flagged, ``score`` in [0, 1] (NaN unless scored),
-        ``is_anomaly`` (``score >= 0.5``; False unless scored) and ``state``, one
+        ``is_anomaly`` (``score >= 0.5``; False unless scored), ``alarm`` (the first
+        flag of each episode, see the module doc) and ``state``, one
         of :data:`LEARNING`, :data:`SCORED`, :data:`MISSING`.
 
     Raises:
@@ -160,6 +189,7 @@ def detect(
             "upper": nan,
             "score": nan,
             "is_anomaly": np.zeros(n, dtype=bool),
+            "alarm": np.zeros(n, dtype=bool),
             "state": pd.array(np.where(np.isnan(x) | ts.isna(), MISSING, LEARNING), "string"),
         }
     )
@@ -184,7 +214,9 @@ def detect(
             f"{len(placed):,} points: too sparse to be one series"
         )
     xv = x[placed]
-    expected, scale, history = _fit(_grid(slot, xv, grid_len), _periods(step, period))
+    g = _grid(slot, xv, grid_len)
+    expected, scale, history, offset, floor = _fit(g, _periods(step, period))
+    sustained = _sustained(g - offset, floor)[slot]
     expected, scale, history = expected[slot], scale[slot], history[slot]
 
     known = ~np.isnan(expected) & ~np.isnan(scale) & (history >= MIN_HISTORY)
@@ -192,13 +224,16 @@ def detect(
     dev = np.abs(xv - expected)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(scale > 0, dev / scale, np.where(dev > 0, np.inf, 0.0))
+        z = np.fmax(z, sustained)
         score = np.where(np.isinf(z), 1.0, z / (z + sensitivity))
     score = np.where(scored, score, np.nan)
     out.loc[placed, "expected"] = np.where(known, expected, np.nan)
     out.loc[placed, "lower"] = np.where(known, expected - sensitivity * scale, np.nan)
     out.loc[placed, "upper"] = np.where(known, expected + sensitivity * scale, np.nan)
     out.loc[placed, "score"] = score
-    out.loc[placed, "is_anomaly"] = scored & (score >= 0.5)
+    flags = scored & (score >= 0.5)
+    out.loc[placed, "is_anomaly"] = flags
+    out.loc[placed, "alarm"] = _alarms(t_ns, flags, max(REFRACTORY.value, REFRACTORY_STEPS * step))
     out.loc[placed[scored], "state"] = SCORED
     return out
 
@@ -271,7 +306,7 @@ def _seasonal(g: np.ndarray, p: int) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         offset = np.where(enough, np.nanmedian(lagged, axis=0), np.nan)
     level = _past_median(g - offset, LEVEL_WINDOW, LEVEL_WINDOW // 4)
-    return level + offset
+    return level + offset, offset
 
 
 def _scale(resid: np.ndarray, window: int, min_residuals: int) -> tuple[np.ndarray, np.ndarray]:
@@ -279,20 +314,24 @@ def _scale(resid: np.ndarray, window: int, min_residuals: int) -> tuple[np.ndarr
     past = pd.Series(_shift(np.abs(resid), 1))
     mad = MAD_TO_SIGMA * past.rolling(window, min_periods=min_residuals).median().to_numpy()
     tail = past.rolling(max(window, TAIL_WINDOW), min_periods=min_residuals)
-    gauss = stats.halfnorm.ppf(TAIL_QUANTILE)  # 2.58 for 0.99
+    gauss = NormalDist().inv_cdf((1 + TAIL_QUANTILE) / 2)  # 2.58 for 0.99
     return np.fmax(mad, tail.quantile(TAIL_QUANTILE).to_numpy() / gauss), mad
 
 
-def _fit(g: np.ndarray, periods: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expected value, floored scale and count of earlier values, for every slot."""
+def _fit(g: np.ndarray, periods: list[int]):
+    """Expected value, floored scale, count of earlier values, seasonal offset (0 when
+    there is none) and scale floor, for every slot."""
     n = len(g)
-    candidates = [_past_median(g, LEVEL_WINDOW, 1)]
+    candidates = [(_past_median(g, LEVEL_WINDOW, 1), np.zeros(n))]
     candidates += [_seasonal(g, p) for p in periods if n > MIN_SEASONS * p]
+    # The sustained windows compare values across days, so they need one fixed seasonal
+    # adjustment (the first season's), not whichever baseline forecast best at each slot.
+    offset = np.nan_to_num(candidates[1][1], nan=0.0) if len(candidates) > 1 else np.zeros(n)
     window = max([SCALE_WINDOW, *periods[:1]])
     expected = np.full(n, np.nan)
     scale = np.full(n, np.nan)
     best = np.full(n, np.inf)  # MAD of the baseline in use: its typical recent error
-    for i, exp in enumerate(candidates):
+    for i, (exp, _offset) in enumerate(candidates):
         # A seasonal baseline competes once its MAD rests on enough residuals: the
         # smallest of several noisy MADs would otherwise be biased low.
         sc, mad = _scale(g - exp, window, MIN_RESIDUALS if i == 0 else MIN_RESIDUALS_TO_SWITCH)
@@ -304,7 +343,8 @@ def _fit(g: np.ndarray, periods: list[int]) -> tuple[np.ndarray, np.ndarray, np.
     history = np.concatenate([[0], np.cumsum(~np.isnan(g))[:-1]])
     level = np.nan_to_num(_past_median(np.abs(g), window, 1))
     floor = np.maximum(RELATIVE_FLOOR * level, _past_resolution(g))
-    return expected, np.where(np.isnan(scale), np.nan, np.maximum(scale, floor)), history
+    scale = np.where(np.isnan(scale), np.nan, np.maximum(scale, floor))
+    return expected, scale, history, offset, floor
 
 
 def _past_resolution(g: np.ndarray) -> np.ndarray:
@@ -321,3 +361,63 @@ def _past_resolution(g: np.ndarray) -> np.ndarray:
     res[j >= 0] = smallest[j[j >= 0]]
     res[np.isinf(res)] = 0.0
     return res
+
+
+def _sustained(y: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Largest z of a sustained shift ending at each slot, over :data:`SUSTAINED_WINDOWS`.
+
+    For window ``w``: ``d`` = |median of the last ``w`` slots before this one - median
+    of the ``SUSTAINED_REFERENCE * w`` before those|, scaled like the point
+    residuals (MAD, held to the 99th percentile) but from ``d``'s own values ending
+    ``w`` slots back, so each window is calibrated to how much this series' medians
+    wander. Medians, not means, so that isolated spikes do not move them: only a shift
+    covering half the window does (a level shift, a drift, a flat line in a cycle).
+    """
+    out = np.zeros(len(y))
+    gauss = NormalDist().inv_cdf((1 + TAIL_QUANTILE) / 2)
+    for w in SUSTAINED_WINDOWS:
+        # Slots strictly before each slot, like the baselines: a slot's own grid value
+        # can still change (later points landing in the same slot are averaged into it).
+        recent = _past_median(y, w, max(w // 2, 1))
+        ref = _rolling_median(
+            _shift(y, w + 1), SUSTAINED_REFERENCE * w, SUSTAINED_REFERENCE * w // 2
+        )
+        d = np.abs(recent - ref)
+        roll = pd.Series(_shift(d, w)).rolling(SUSTAINED_CALIBRATION, min_periods=4 * w)
+        mad = MAD_TO_SIGMA * roll.median().to_numpy()
+        scale = np.fmax(np.fmax(mad, roll.quantile(TAIL_QUANTILE).to_numpy() / gauss), floor)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(~np.isnan(mad) & (scale > 0), d / scale, 0.0)
+        out = np.fmax(out, np.nan_to_num(z, nan=0.0) / SUSTAINED_MARGIN)
+    return out
+
+
+def _alarms(t_ns: np.ndarray, flags: np.ndarray, gap_ns: int) -> np.ndarray:
+    """First flag of each episode: flags with no flag in the ``gap_ns`` before them."""
+    out = np.zeros(len(flags), dtype=bool)
+    idx = np.flatnonzero(flags)
+    if not len(idx):
+        return out
+    order = idx[np.argsort(t_ns[idx], kind="stable")]  # ties: the first given
+    t = t_ns[order]
+    out[order] = np.r_[True, np.diff(t) > gap_ns]
+    return out
+
+
+def alarms(
+    timestamps: Iterable[Any] | pd.Series | pd.Index,
+    flags: Sequence[bool] | np.ndarray,
+    step: pd.Timedelta | None = None,
+) -> np.ndarray:
+    """The ``alarm`` column for other flags of the same series (e.g. another threshold on
+    ``score``): ``step`` as :func:`detect` infers it unless given."""
+    ts = pd.DatetimeIndex(pd.to_datetime(timestamps))
+    flags = np.asarray(flags, dtype=bool) & ~ts.isna()
+    t_ns = np.zeros(len(ts), dtype=np.int64)
+    t_ns[~ts.isna()] = _utc_ns(ts[~ts.isna()])
+    known = np.unique(t_ns[~ts.isna()])
+    if step is not None:
+        step_ns = int(pd.Timedelta(step).as_unit("ns").value)
+    else:
+        step_ns = _infer_step(known[: MIN_HISTORY + 1]) if len(known) > 1 else 1
+    return _alarms(t_ns, flags, max(REFRACTORY.value, REFRACTORY_STEPS * step_ns))

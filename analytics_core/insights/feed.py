@@ -211,15 +211,31 @@ def _anomaly_insight(
     endpoints: pd.DataFrame,
 ) -> Insight | None:
     flags = window["is_anomaly"].fillna(False).astype(bool)
-    runs = _episodes(flags)
-    if not runs:
+    # Stories are built from alarms (one per incident, the detector's refractory gap
+    # merging flags close together): an episode runs from an alarm to the last flag
+    # before the next one. Flags at the range's start continue an episode alarmed
+    # before it.
+    alarm = window["alarm"].fillna(False).astype(bool).to_numpy()
+    flagged = np.flatnonzero(flags.to_numpy())
+    if not len(flagged):
         return None
+    starts = sorted({*np.flatnonzero(alarm).tolist(), int(flagged[0])})
+    ends = [int(flagged[flagged < nxt].max()) for nxt in [*starts[1:], len(flags)]]
+    runs = list(zip(starts, ends, strict=True))
     # The strongest episode carries the message.
     strength = [window["score"].iloc[a : b + 1].max() for a, b in runs]
     a, b = runs[int(np.argmax(strength))]
     worst = a + int(np.argmax((window["value"] - window["expected"]).abs().iloc[a : b + 1]))
     value, expected = window["value"].iloc[worst], window["expected"].iloc[worst]
     higher = value > expected
+    # Where the deviation began: the first bucket of the run, ending at the alarm, of
+    # values on the alarm's side of the forecast by over a quarter of the band's half
+    # width (one robust z at the default sensitivity 4).
+    side = (window["value"] - window["expected"]).to_numpy() * (1 if higher else -1)
+    quarter = ((window["upper"] - window["expected"]) / 4).to_numpy()
+    began = a
+    while began > 0 and side[began - 1] > 0 and side[began - 1] >= quarter[began - 1]:
+        began -= 1  # NaN (learning, missing) compares False and stops the walk
     bad = KPIS[metric.kpi].higher_is_better
     harmful = bad is not None and (higher != bad)
     start = buckets.iloc[a]
@@ -232,8 +248,18 @@ def _anomaly_insight(
         f"{'' if ongoing else f' to {end:%Y-%m-%d %H:%M}'}: {fmt(value)} against an expected "
         f"{fmt(expected)}"
     )
+    lead = a - began  # buckets from the start of the deviation to the alarm
+    if not alarm[a]:
+        message += "; alarmed before this range"
+    elif lead == 0:
+        message += "; alarmed on the first deviating bucket"
+    else:
+        message += (
+            f"; alarmed {lead} {history.granularity}{'s' if lead > 1 else ''} after the "
+            f"deviation began ({buckets.iloc[began]:%Y-%m-%d %H:%M})"
+        )
     if len(runs) > 1:
-        message += f" ({len(runs)} anomalous episodes in this range)"
+        message += f" ({len(runs)} alarms in this range)"
     evidence = evidence_frame(
         buckets,
         window["value"],
@@ -270,6 +296,9 @@ def _anomaly_insight(
             "episode_start": start.isoformat(),
             "episode_end": None if ongoing else end.isoformat(),
             "episodes": len(runs),
+            "alarm_at": start.isoformat() if alarm[a] else None,
+            "deviation_start": buckets.iloc[began].isoformat(),
+            "alarm_delay_buckets": int(lead),
             "max_score": float(max(strength)),
         },
         evidence=evidence,

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analytics_core.insights.anomalies import COLUMNS, LEARNING, MISSING, SCORED, detect
+from analytics_core.insights.anomalies import COLUMNS, LEARNING, MISSING, SCORED, alarms, detect
 
 # The setting bench/INSIGHTS.md recommends for the product; 3.0 is detect()'s default.
 RECOMMENDED = 4.0
@@ -246,9 +246,9 @@ def test_scores_are_in_0_1_and_flags_are_exactly_the_points_outside_the_band(cas
     assert (lo[band] <= result["expected"].to_numpy()[band]).all()
     assert (result["expected"].to_numpy()[band] <= hi[band]).all()
     outside = scored & ((v < lo) | (v > hi))
-    inside = scored & (v > lo) & (v < hi)
-    assert flags[outside].all()
-    assert not flags[inside].any()
+    assert flags[outside].all()  # inside the band, only sustained evidence may flag
+    alarm = result["alarm"].to_numpy()
+    assert not (alarm & ~flags).any()
 
 
 def test_a_higher_sensitivity_flags_a_subset():
@@ -319,3 +319,106 @@ def test_a_known_step_overrides_inference():
 def test_the_module_does_not_import_streamlit():
     code = "import sys, analytics_core.insights.anomalies; sys.exit('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --- alarms and sustained deviations (issue 13) -------------------------------------------
+
+
+def alarm_points(result: pd.DataFrame) -> np.ndarray:
+    return np.flatnonzero(result["alarm"].to_numpy())
+
+
+def five_minute(seed: int, n: int = 3000) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """5-minute points (no clock season): level 50, Gaussian noise of sd 1."""
+    rng = np.random.default_rng(seed)
+    return pd.date_range("2024-01-01", periods=n, freq="5min"), 50 + rng.normal(0, 1, n)
+
+
+ONSET = 2000  # past NAB's probation and the detector's calibration
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_spike_one_alarm_on_it(seed):
+    ts, clean = seasonal(seed)
+    result = detect(ts, inject(clean, "spike"), sensitivity=RECOMMENDED)
+    assert alarm_points(result).tolist() == [EVENT]
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_level_shift_raises_one_alarm_at_its_start(seed):
+    ts, clean = seasonal(seed)
+    result = detect(ts, inject(clean, "level_shift"), sensitivity=RECOMMENDED)
+    alarm = alarm_points(result)
+    assert alarm[alarm >= EVENT - 3 * DAY].tolist() == [EVENT]  # is_anomaly flags for hours
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_slow_drift_is_alarmed_within_120_points(seed):
+    # 6 sigma over 300 points (0.02 sigma a step): no single point stands out, the
+    # one-day and four-day medians do. Nothing before it.
+    ts, values = five_minute(seed)
+    values[ONSET:] += np.arange(len(values) - ONSET) * 6 / 300
+    alarm = alarm_points(detect(ts, values, sensitivity=RECOMMENDED))
+    after = alarm[alarm >= ONSET]
+    assert len(after) and after[0] - ONSET <= 120, after
+    assert len(alarm[alarm < ONSET]) <= 1  # 2,000 clean points: at most one false alarm
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_variance_change_is_alarmed_within_20_points(seed):
+    ts, values = five_minute(seed)
+    values[ONSET : ONSET + 300] += np.random.default_rng(50 + seed).normal(0, 3, 300)  # sd x3.2
+    alarm = alarm_points(detect(ts, values, sensitivity=RECOMMENDED))
+    after = alarm[alarm >= ONSET]
+    assert len(after) and after[0] - ONSET <= 20
+    assert len(alarm[alarm < ONSET]) <= 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_missing_daily_cycle_is_alarmed_within_6_hours(seed):
+    # Hourly, daily cycle of amplitude 20: one day stays flat at the mean.
+    rng = np.random.default_rng(seed)
+    i = np.arange(42 * DAY)
+    values = 100 + 20 * np.sin(2 * np.pi * i / DAY) + rng.normal(0, NOISE, len(i))
+    gone = 30 * DAY
+    values[gone : gone + DAY] = 100 + rng.normal(0, NOISE, DAY)
+    ts = pd.date_range("2024-01-01", periods=len(i), freq="h")
+    alarm = alarm_points(detect(ts, values, sensitivity=RECOMMENDED))
+    after = alarm[alarm >= gone]
+    assert len(after) and after[0] - gone <= 6
+    assert len(alarm[alarm < gone]) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bursty_overdispersed_counts_without_anomaly_raise_few_alarms(seed):
+    # Social-style volumes: Poisson counts of a gamma-distributed rate (negative
+    # binomial, variance ~16x the mean) on a daily cycle: many points sit 3+ sd out.
+    rng = np.random.default_rng(seed)
+    n = 4000
+    ts = pd.date_range("2024-01-01", periods=n, freq="5min")
+    rate = 30 * np.exp(0.5 * np.sin(2 * np.pi * np.arange(n) / 288)) * rng.gamma(2.0, 0.5, n)
+    result = detect(ts, rng.poisson(rate).astype(float), sensitivity=RECOMMENDED)
+    assert len(alarm_points(result)) <= 3 * n / 1000  # at most 3 per 1,000 points
+
+
+def test_alarms_are_the_first_flags_of_episodes_split_by_the_refractory_gap():
+    # Hourly: gap max(3 h, 3 steps) = 3 h. Flags at 0, 2 (same episode), 6, 7 (new).
+    ts = pd.date_range("2024-01-01", periods=10, freq="h")
+    flags = np.isin(np.arange(10), [0, 2, 6, 7])
+    assert np.flatnonzero(alarms(ts, flags)).tolist() == [0, 6]
+    # Given out of order, the alarm is on the earliest flagged time.
+    perm = np.random.default_rng(1).permutation(10)
+    assert sorted(ts[perm][alarms(ts[perm], flags[perm])]) == [ts[0], ts[6]]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_causal_with_a_drift_and_a_variance_change(seed):
+    # The sustained windows must not look ahead either: every prefix scores like the whole.
+    ts, values = five_minute(seed)
+    values[1200:] += np.arange(len(values) - 1200) * 4 / 300
+    values[2400:2600] += np.random.default_rng(seed).normal(0, 3, 200)
+    whole = detect(ts, values, sensitivity=RECOMMENDED)
+    assert whole["alarm"].iloc[1200:].any()
+    for k in (500, 1201, 1300, 2401, 2450, 2999):
+        part = detect(ts[:k], values[:k], sensitivity=RECOMMENDED)
+        pd.testing.assert_frame_equal(part, whole.iloc[:k], check_exact=True)
