@@ -11,14 +11,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $@
 
-# The app on the embedded demo database (created or topped up first), or on
-# DATABASE_URL when set: that database is served as it is, never written to.
+# The app on the embedded demo database data/demo.duckdb (created or topped up first), or
+# on DATABASE_URL when set: that database is served as it is, never written to.
 run: $(VENV)/.installed
-	@if [ -z "$$DATABASE_URL" ]; then $(VENV)/bin/analytics demo; fi
-	$(VENV)/bin/streamlit run analytics_app/Home.py --server.port 8501 --server.headless true \
-	  --theme.base "$$($(PY) -c 'from analytics_core.config import load_config; print(load_config().theme)' 2>/dev/null || echo light)"
+	ANALYTICS_DEMO_DB="$(CURDIR)/data/demo.duckdb" $(VENV)/bin/analytics serve --port 8501 $(SERVE_ARGS)
 
 test: $(VENV)/.installed
+	sh scripts/install-test-packages.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -n 2 --dist loadfile $(PYTEST_ARGS)

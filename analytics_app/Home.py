@@ -5,7 +5,7 @@ import streamlit as st
 from analytics_app.ui import data, sidebar
 
 cfg = data.config()
-st.set_page_config(page_title=cfg.title, page_icon=":material/monitoring:", layout="wide")
+st.set_page_config(page_title=cfg.dashboard.title, page_icon=":material/monitoring:", layout="wide")
 
 pages = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
@@ -13,7 +13,7 @@ pages = [
     st.Page("app_pages/performance.py", title="Performance", icon=":material/speed:"),
     st.Page("app_pages/business.py", title="Business", icon=":material/payments:"),
 ]
-if cfg.feature("insights"):
+if cfg.features.insights:
     pages.append(st.Page("app_pages/insights.py", title="Insights", icon=":material/lightbulb:"))
 page = st.navigation(pages)
 

@@ -1,4 +1,4 @@
-"""The ``analytics`` command: init-db, seed, demo, export, detect-anomalies.
+"""The ``analytics`` command: init-db, seed, demo, export, detect-anomalies, serve.
 
 Exit codes: 0 success, 2 bad input or config (the message names what was
 wrong), 3 a data source unreachable, 1 anything else.
@@ -7,11 +7,14 @@ wrong), 3 a data source unreachable, 1 anything else.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+# Only light modules at import time: `analytics --help` and `detect-anomalies` must not
+# pay for SQLAlchemy, the statistics stack or Streamlit. Each command imports its own.
 from analytics_core.config import (
     ConfigError,
     database_url,
@@ -27,12 +30,8 @@ from analytics_core.filters import (
     parse_instant,
     preset_range,
 )
-from analytics_core.sources.database import (
-    SourceUnavailable,
-    database_errors,
-    make_engine,
-    redact,
-)
+from analytics_core.pages import EXPORT_FORMATS, PAGES
+from analytics_core.sources import SourceUnavailable
 
 EXIT_INPUT = 2
 EXIT_SOURCE = 3
@@ -44,12 +43,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from analytics_core.exports import FORMATS
-    from analytics_core.page_data import PAGES
-
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", help="config file (default: $ANALYTICS_CONFIG or config/analytics.yml)"
+        "--config",
+        help="config file (default: $ANALYTICS_CONFIG, else ./config/analytics.yml, "
+        "else the packaged default)",
     )
     common.add_argument(
         "--db", help="database URL (default: $DATABASE_URL, the config, or the demo file)"
@@ -87,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
         "--sensitivity", type=float, default=None, help="flag level (default: the config's)"
     )
 
+    serve = sub.add_parser(
+        "serve", parents=[common], help="run the app (Streamlit) on this machine"
+    )
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument(
+        "--address", default="127.0.0.1", help="interface to listen on (default: loopback only)"
+    )
+
     export = sub.add_parser("export", parents=[common], help="write a page's data as JSON or CSV")
     export.add_argument("--page", required=True, choices=PAGES)
     export.add_argument("--start", help="ISO date or datetime (a date means midnight in --tz)")
@@ -97,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--algorithm", action="append", default=[])
     export.add_argument("--endpoint", action="append", default=[])
     export.add_argument("--granularity", default="auto", choices=("auto", *GRANULARITIES))
-    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     export.add_argument("--out", required=True, help="output file, or - for stdout")
     return parser
 
@@ -116,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _init_db(args: argparse.Namespace) -> int:
     from analytics_core.schema import create_tables
+    from analytics_core.sources.database import database_errors, make_engine, redact
 
     url = database_url(load_config(args.config), args.db)
     engine = make_engine(url, read_only=False)
@@ -128,6 +135,7 @@ def _init_db(args: argparse.Namespace) -> int:
 
 def _seed(args: argparse.Namespace) -> int:
     from analytics_core.seed import SeedError, seed, top_up
+    from analytics_core.sources.database import database_errors, make_engine, redact
 
     url = database_url(load_config(args.config), args.db)
     if url.startswith("duckdb:///"):
@@ -151,10 +159,16 @@ def _seed(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Prepare the embedded demo file, and nothing else: never seeds a real database."""
+    load_config(args.config)
+    _prepare_demo()
+    return 0
+
+
+def _prepare_demo() -> None:
     from analytics_core.catalog import dimensions
     from analytics_core.seed import seed, top_up
+    from analytics_core.sources.database import make_engine
 
-    load_config(args.config)
     url, path = demo_database_url(), demo_database_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -167,7 +181,7 @@ def _demo(args: argparse.Namespace) -> int:
             raise
         engine.dispose()
         print(f"created demo database {path} ({counts['api_requests']:,} requests)")
-        return 0
+        return
     engine = make_engine(url, read_only=False)
     try:
         last = dimensions(engine).last_event
@@ -178,16 +192,16 @@ def _demo(args: argparse.Namespace) -> int:
             print("demo database is up to date")
     finally:
         engine.dispose()
-    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from analytics_core.catalog import check_filters, dimensions
     from analytics_core.exports import render
     from analytics_core.page_data import build_page
+    from analytics_core.sources.database import make_engine
 
     config = load_config(args.config)
-    tz = args.tz or config.default_timezone
+    tz = args.tz or config.dashboard.default_timezone
     if args.range and (args.start or args.end):
         raise InputError("give either --range or --start/--end, not both")
     if args.range:
@@ -216,6 +230,55 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+APP_DIR = Path(__file__).resolve().parent.parent / "analytics_app"
+
+
+def streamlit_flags(settings_file: Path) -> list[str]:
+    """The app's shipped ``.streamlit/config.toml`` as ``streamlit run`` flags: Streamlit
+    reads that file only from the working directory, and ``serve`` runs from anywhere."""
+    import tomllib
+
+    flags = []
+    for section, options in tomllib.loads(settings_file.read_text(encoding="utf-8")).items():
+        for key, value in options.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            flags.append(f"--{section}.{key}={text}")
+    return flags
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Run the packaged app through Streamlit, replacing this process (so its pid is the
+    server's): the demo file is prepared first when it is the database being served."""
+    from analytics_core.config import config_path
+    from analytics_core.sources.database import dialect_of
+
+    config = load_config(args.config)
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port must be between 1 and 65535 (got {args.port})")
+    url = database_url(config, args.db)
+    dialect_of(url)  # a bad --db is named here, not in the browser
+    env = dict(os.environ, ANALYTICS_CONFIG=str(config_path(args.config).resolve()))
+    if args.db:
+        env["DATABASE_URL"] = args.db
+    if url == demo_database_url():
+        env["ANALYTICS_DEMO_DB"] = str(demo_database_path().resolve())
+        _prepare_demo()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_DIR / "Home.py"),
+        *streamlit_flags(APP_DIR / ".streamlit" / "config.toml"),
+        f"--server.port={args.port}",
+        f"--server.address={args.address}",
+        f"--theme.base={config.dashboard.theme}",
+    ]
+    print(f"serving http://{args.address}:{args.port}", flush=True)
+    os.execve(sys.executable, command, env)
+    return 0  # not reached: exec replaced this process
+
+
 def _detect_anomalies(args: argparse.Namespace) -> int:
     from analytics_core.series_io import read_series, write_scores
 
@@ -242,6 +305,7 @@ _COMMANDS = {
     "demo": _demo,
     "export": _export,
     "detect-anomalies": _detect_anomalies,
+    "serve": _serve,
 }
 
 if __name__ == "__main__":

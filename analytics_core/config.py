@@ -1,8 +1,12 @@
-"""Configuration: ``config/analytics.yml`` read, expanded and validated once.
+"""Configuration: one YAML file, expanded and validated once into frozen pydantic models.
 
-``${VAR}`` and ``${VAR:-default}`` are expanded from the environment before
-parsing. Any problem stops with one :class:`ConfigError` naming the file, the
-key and what was expected.
+The file used is the first of: an explicit path (``--config``), ``$ANALYTICS_CONFIG``,
+``./config/analytics.yml`` in the current directory if it exists, else the packaged
+default ``analytics_core/defaults/analytics.yml``.
+
+``${VAR}`` and ``${VAR:-default}`` are expanded from the environment in string values
+(so comments may mention them). A missing or empty value means the default. Any problem
+stops with one :class:`ConfigError` naming the file, the dotted key and what was expected.
 """
 
 from __future__ import annotations
@@ -10,44 +14,223 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal, get_args
 
-import pandas as pd
+import platformdirs
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
+from analytics_core.filters import RANGE_PRESETS, InputError, zone
 from analytics_core.kpis import KPIS
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "defaults" / "analytics.yml"
-DEMO_DATABASE_PATH = PROJECT_ROOT / "data" / "demo.duckdb"
 DEMO_DATABASE_ENV = "ANALYTICS_DEMO_DB"  # moves the demo file (tests use a temp one)
-SEVERITIES = ("info", "warning", "critical")
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+CapacitySeries = Literal["requests_per_day", "gb_per_day"]
+CAPACITY_SERIES: tuple[str, ...] = get_args(CapacitySeries)
 
 
 class ConfigError(ValueError):
-    """A configuration problem, phrased for the person who has to fix it."""
+    """A configuration problem, phrased for the person who has to fix it; ``also`` lists
+    further problems in the same file, already described."""
 
-    def __init__(self, path: str | Path, key: str, expected: str, got: object = None):
+    def __init__(self, path: str | Path, key: str, expected: str, got: Any = None, also=()):
         self.path, self.key, self.expected = str(path), key, expected
-        where = f"{path}: {key}" if key else str(path)
-        detail = f" (got {got!r})" if got is not None else ""
-        super().__init__(f"{where}: expected {expected}{detail}")
+        super().__init__("; ".join([f"{path}: {_describe(key, expected, got)}", *also]))
 
 
-@dataclass(frozen=True)
-class AlertRule:
-    kpi: str
-    above: float | None
-    below: float | None
-    severity: str
+def _describe(key: str, expected: str, got: object = None) -> str:
+    detail = f" (got {got!r})" if got is not None else ""
+    return f"{key + ': ' if key else ''}expected {expected}{detail}"
+
+
+# Value checks. Each raises ValueError with what was expected; the loader adds the key.
+
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _flag(value: Any) -> Any:
+    # Strings come from ${VAR} expansion; YAML itself already reads true/yes/on as booleans.
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
+def _whole(value: Any) -> int:
+    try:
+        number = int(value)  # "45" from ${VAR} is fine; .inf and .nan are not
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("a positive whole number") from None
+    if isinstance(value, bool) or number <= 0 or (isinstance(value, float) and number != value):
+        raise ValueError("a positive whole number")
+    return number
+
+
+def _amount(value: Any) -> float:
+    try:
+        number = float(value)  # "0.5" from ${VAR} is fine
+    except (TypeError, ValueError):
+        raise ValueError("a number") from None
+    if isinstance(value, bool):
+        raise ValueError("a number")
+    if not math.isfinite(number):
+        raise ValueError("a finite number")
+    if number < 0:
+        raise ValueError("a number >= 0")
+    return number
+
+
+def _require(test: Callable[[Any], bool], expected: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if not test(value):
+            raise ValueError(expected)
+        return value
+
+    return AfterValidator(check)
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        zone(name)  # the sidebar's own check, so the default is one it accepts
+    except InputError:
+        return False
+    return True
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):  # from code
+        return value
+    # A bare number would be read as nanoseconds: insist on a unit.
+    if isinstance(value, str) and re.search(r"[a-zA-Z]", value):
+        import pandas as pd  # lazy: the CLI's start-up must not pay for pandas
+
+        try:
+            parsed = pd.Timedelta(value).to_pytimedelta()
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, timedelta) and parsed >= timedelta(0):
+            return parsed
+    raise ValueError("a duration such as 30m, 2h or 1d")
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+PositiveInt = Annotated[int, BeforeValidator(_whole)]
+Amount = Annotated[float, BeforeValidator(_amount)]  # finite and >= 0
+OptionalAmount = Annotated[float | None, BeforeValidator(_amount)]
+Fraction = Annotated[Amount, _require(lambda x: 0 < x < 1, "a number between 0 and 1")]
+
+
+class _Section(BaseModel):
+    # Frozen: one validated config is shared by every page. Forbid: a misspelt key is named.
+    # YAML reads `title: 2026` as a number: take it as the string it was meant to be.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, data: Any) -> Any:
+        # `key:` or `key: ${UNSET:-}` means the default; unknown keys stay to be reported.
+        if not isinstance(data, dict):
+            return data
+        known = {field.alias or name for name, field in cls.model_fields.items()}
+        return {k: v for k, v in data.items() if not (k in known and (v is None or v == ""))}
+
+
+class Dashboard(_Section):
+    title: str = "Anomaly Detection Analytics"
+    refresh_interval_seconds: PositiveInt = 300  # auto-refresh interval and cache TTL
+    theme: Literal["light", "dark"] = "light"
+    default_range: Annotated[
+        str, _require(lambda r: r in RANGE_PRESETS, f"one of {', '.join(RANGE_PRESETS)}")
+    ] = "7d"
+    default_timezone: Annotated[str, _require(_is_zone, "an IANA time zone")] = "UTC"
+
+
+class Database(_Section):
+    url: str | None = None  # none: the demo file (see database_url)
+
+
+class Prometheus(_Section):
+    enabled: Flag = False
+    url: str | None = None
+
+
+class Redis(_Section):
+    enabled: Flag = False
+    url: str | None = None
+    ttl_seconds: Annotated[int | None, BeforeValidator(_whole)] = None  # none: the refresh interval
+
+
+class DataSources(_Section):
+    database: Database = Database()
+    prometheus: Prometheus = Prometheus()
+    redis: Redis = Redis()
+
+
+class Features(_Section):
+    auto_refresh: Flag = True
+    exports: Flag = True
+    insights: Flag = True
+
+
+class AlertRule(_Section):
+    """One threshold alert. The file maps the KPI key to the rest: ``p95_ms: {above: 800}``."""
+
+    model_config = ConfigDict(populate_by_name=True)  # code writes for_duration=, files `for:`
+
+    kpi: str = Field(exclude=True)  # from the mapping key, not written inside the rule
+    above: OptionalAmount = None
+    below: OptionalAmount = None
+    severity: Severity = "warning"
     # Hysteresis: once firing, the alert clears only past this level (default: the threshold).
-    clear: float | None = None
+    clear: OptionalAmount = None
     # How long the breach must last before the alert fires (like Prometheus ``for:``).
-    for_duration: timedelta = timedelta(0)
+    for_duration: Annotated[timedelta, BeforeValidator(_duration)] = Field(
+        timedelta(0), alias="for"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kpi(cls, data: Any) -> Any:
+        # Checked here rather than on the field so the error names `alerts.<kpi>` itself.
+        if isinstance(data, dict) and data.get("kpi") not in KPIS:
+            raise ValueError("a KPI key such as error_rate or p95_ms")
+        return data
+
+    @field_validator("clear")
+    @classmethod
+    def _clear_past_threshold(cls, clear: float, info: ValidationInfo) -> float:
+        # With both or neither threshold, _one_threshold names the real problem instead.
+        above, below = info.data.get("above"), info.data.get("below")
+        if above is not None and below is None and clear > above:
+            raise ValueError("a level at or below `above` (hysteresis)")
+        if below is not None and above is None and clear < below:
+            raise ValueError("a level at or above `below` (hysteresis)")
+        return clear
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("exactly one of above or below")
+        return self
 
     @property
     def threshold(self) -> float:
@@ -58,50 +241,68 @@ class AlertRule:
         return ">" if self.above is not None else "<"
 
 
-@dataclass(frozen=True)
-class Costs:
+class Costs(_Section):
+    """Unit prices for total_cost."""
+
     currency: str = "USD"
-    compute_hour: float = 0.50
-    gb_processed: float = 0.09
-    per_1000_api_calls: float = 0.40
+    compute_hour: Amount = 0.50
+    gb_processed: Amount = 0.09
+    per_1000_api_calls: Amount = 0.40
 
 
-CAPACITY_SERIES = ("requests_per_day", "gb_per_day")
-
-
-@dataclass(frozen=True)
-class InsightsSettings:
+class InsightsSettings(_Section):
     # Anomaly detector: robust score at which a point is flagged; higher flags less.
-    sensitivity: float = 4.0
-    trend_alpha: float = 0.05
-    change_alpha: float = 0.05
-    forecast_horizon_days: int = 30
-    forecast_level: float = 0.9
+    sensitivity: Annotated[Amount, _require(lambda x: x > 0, "a number > 0")] = 4.0
+    trend_alpha: Fraction = 0.05
+    change_alpha: Fraction = 0.05
+    forecast_horizon_days: PositiveInt = 30
+    forecast_level: Fraction = 0.9
     # Daily limits the capacity forecast warns about, by series name.
-    capacity: dict[str, float] = field(default_factory=dict)
+    capacity: dict[CapacitySeries, Amount] = {}
+
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _drop_blank_limits(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if v is not None and v != ""}
+        return value
 
 
-@dataclass(frozen=True)
-class Config:
-    path: str
-    title: str = "Anomaly Detection Analytics"
-    refresh_interval_seconds: int = 300
-    theme: str = "light"
-    default_range: str = "7d"
-    default_timezone: str = "UTC"
-    database_url: str | None = None
-    prometheus_url: str | None = None
-    prometheus_enabled: bool = False
-    redis_url: str | None = None
-    redis_enabled: bool = False
-    cache_ttl_seconds: int = 300
-    features: dict[str, bool] = field(default_factory=dict)
-    alerts: tuple[AlertRule, ...] = ()
-    costs: Costs = field(default_factory=Costs)
-    insights: InsightsSettings = field(default_factory=InsightsSettings)
+class Config(_Section):
+    """The whole file, one attribute per section; ``path`` is the file it was read from."""
 
-    def feature(self, name: str, default: bool = True) -> bool:
-        return self.features.get(name, default)
+    dashboard: Dashboard = Dashboard()
+    # Validated even when absent, so the cache TTL default follows the dashboard's.
+    data_sources: DataSources = Field(DataSources(), validate_default=True)
+    features: Features = Features()
+    alerts: tuple[AlertRule, ...] = ()  # in file order
+    costs: Costs = Costs()
+    insights: InsightsSettings = InsightsSettings()
+    _path: str = PrivateAttr("")
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @field_validator("data_sources")
+    @classmethod
+    def _ttl_follows_refresh(cls, sources: DataSources, info: ValidationInfo) -> DataSources:
+        dashboard = info.data.get("dashboard")
+        if sources.redis.ttl_seconds is not None or dashboard is None:
+            return sources
+        redis = sources.redis.model_copy(update={"ttl_seconds": dashboard.refresh_interval_seconds})
+        return sources.model_copy(update={"redis": redis})
+
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _rules_from_mapping(cls, value: Any) -> Any:
+        # The file maps KPI key -> rule; rules are validated as a list in file order (the
+        # loader maps the list index in an error back to the KPI key).
+        if isinstance(value, dict):
+            return [{**r, "kpi": k} if isinstance(r, dict) else r for k, r in value.items()]
+        if isinstance(value, tuple | list) and all(isinstance(r, AlertRule) for r in value):
+            return value  # from code
+        raise ValueError("a mapping of KPI key to {above|below, severity}")
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -124,14 +325,17 @@ def expand_env(text: str, env: dict[str, str] | None = None, path: str | Path = 
 
 
 def config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to read, in the order given in the module docstring."""
     if explicit:
         return Path(explicit)
-    env = os.environ.get("ANALYTICS_CONFIG")
-    return Path(env) if env else DEFAULT_CONFIG_PATH
+    if env := os.environ.get("ANALYTICS_CONFIG"):
+        return Path(env)
+    local = Path.cwd() / "config" / "analytics.yml"
+    return local if local.is_file() else DEFAULT_CONFIG_PATH
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate the config file (see module doc for the rules)."""
+    """Read, expand and validate the config file (see the module docstring)."""
     p = config_path(path)
     try:
         raw_text = p.read_text(encoding="utf-8")
@@ -149,7 +353,15 @@ def load_config(path: str | Path | None = None) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(p, "(top level)", "a mapping of sections")
-    return _parse(p, _expand_values(data, p))
+    data = _expand_values(data, p)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        # Name every problem at once, so one edit can fix them all.
+        first, *others = [_problem(data, error) for error in exc.errors()]
+        raise ConfigError(p, *first, also=[_describe(*other) for other in others]) from None
+    config._path = str(p)
+    return config
 
 
 def _expand_values(node: Any, path: Path) -> Any:
@@ -163,204 +375,62 @@ def _expand_values(node: Any, path: Path) -> Any:
     return node
 
 
-class _Reader:
-    """Typed access to nested YAML keys with errors that name the dotted key."""
-
-    def __init__(self, path: Path, data: dict[str, Any]):
-        self.path, self.data = path, data
-
-    def section(self, key: str) -> dict[str, Any]:
-        value = self.data.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(self.path, key, "a mapping", value)
-        return value
-
-    def get(self, sect: dict[str, Any], dotted: str, kind: str, default: Any) -> Any:
-        key = dotted.rsplit(".", 1)[-1]
-        value = sect.get(key, default)
-        if value is None or value == "":
-            return default
-        if kind == "str":
-            if not isinstance(value, str | int | float):
-                raise ConfigError(self.path, dotted, "a string", value)
-            return str(value)
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
-            raise ConfigError(self.path, dotted, "true or false", value)
-        if kind == "posint":
-            try:
-                number = int(value)
-            except (TypeError, ValueError, OverflowError):
-                raise ConfigError(self.path, dotted, "a positive whole number", value) from None
-            if number <= 0 or (isinstance(value, float) and not value.is_integer()):
-                raise ConfigError(self.path, dotted, "a positive whole number", value)
-            return number
-        if kind == "number":
-            if isinstance(value, bool):
-                raise ConfigError(self.path, dotted, "a number", value)
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(self.path, dotted, "a number", value) from None
-            if not math.isfinite(number):
-                raise ConfigError(self.path, dotted, "a finite number", value)
-            if number < 0:
-                raise ConfigError(self.path, dotted, "a number >= 0", value)
-            return number
-        raise AssertionError(kind)
+def _problem(data: dict[str, Any], error: ErrorDetails) -> tuple[str, str, object]:
+    """(dotted key, what was expected, the value given or None) for one pydantic error."""
+    loc, kind, ctx = error["loc"], error["type"], error.get("ctx", {})
+    if kind == "extra_forbidden":
+        what = "sections" if len(loc) == 1 else "keys"
+        return _dotted(data, loc), f"one of the {what} {_known_keys(loc[:-1])}", None
+    if kind == "value_error":  # our checks: the message is the expectation
+        expected = str(ctx["error"])
+    elif kind == "literal_error":
+        expected = f"one of {ctx['expected']}"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        expected = "a mapping"
+    else:
+        expected = error["msg"].removeprefix("Input should be ")
+    got = error["input"]
+    return _dotted(data, loc), expected, None if isinstance(got, dict | BaseModel) else got
 
 
-def _duration(p: Path, rule: dict[str, Any], key: str) -> timedelta:
-    raw = rule.get("for")
-    if raw in (None, ""):
-        return timedelta(0)
-    value = None
-    # A bare number would be read as nanoseconds: insist on a unit.
-    if isinstance(raw, str) and re.search(r"[a-zA-Z]", raw):
-        try:
-            value = pd.Timedelta(raw).to_pytimedelta()
-        except ValueError:
-            value = None
-    if value is None or value < timedelta(0):
-        raise ConfigError(p, f"{key}.for", "a duration such as 30m, 2h or 1d", raw)
-    return value
+def _dotted(data: Any, loc: tuple[int | str, ...]) -> str:
+    """The dotted key for a pydantic ``loc``, walking the file's own data alongside."""
+    parts, node = [], data
+    for part in loc:
+        if part == "[key]":  # a bad mapping key: already named by the previous part
+            continue
+        if isinstance(part, int) and isinstance(node, dict):
+            part = list(node)[part]  # alerts are validated as a list: name the KPI instead
+        node = node.get(part) if isinstance(node, dict) else None
+        parts.append(str(part))
+    return ".".join(parts)
 
 
-def _parse(p: Path, data: dict[str, Any]) -> Config:
-    from analytics_core.filters import RANGE_PRESETS
+def _known_keys(loc: tuple[int | str, ...]) -> str:
+    """The keys the section at ``loc`` accepts, for an unknown-key message."""
+    model: Any = Config
+    for part in loc:  # alert indexes stay on AlertRule
+        if part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation)
+    return ", ".join(f.alias or name for name, f in model.model_fields.items() if not f.exclude)
 
-    r = _Reader(p, data)
-    known = {"dashboard", "data_sources", "features", "alerts", "costs", "insights"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(p, str(key), f"one of the sections {', '.join(sorted(known))}")
 
-    dash = r.section("dashboard")
-    title = r.get(dash, "dashboard.title", "str", Config.title)
-    refresh = r.get(dash, "dashboard.refresh_interval_seconds", "posint", 300)
-    theme = r.get(dash, "dashboard.theme", "str", "light")
-    if theme not in ("light", "dark"):
-        raise ConfigError(p, "dashboard.theme", "light or dark", theme)
-    default_range = r.get(dash, "dashboard.default_range", "str", "7d")
-    if default_range not in RANGE_PRESETS:
-        raise ConfigError(p, "dashboard.default_range", f"one of {', '.join(RANGE_PRESETS)}")
-    tz = r.get(dash, "dashboard.default_timezone", "str", "UTC")
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(p, "dashboard.default_timezone", "an IANA time zone", tz) from None
-
-    sources = r.section("data_sources")
-    for name in ("database", "prometheus", "redis"):
-        if not isinstance(sources.get(name, {}) or {}, dict):
-            raise ConfigError(p, f"data_sources.{name}", "a mapping", sources.get(name))
-    db = sources.get("database") or {}
-    prom = sources.get("prometheus") or {}
-    red = sources.get("redis") or {}
-
-    features_raw = r.section("features")
-    features = {str(k): r.get(features_raw, f"features.{k}", "bool", True) for k in features_raw}
-
-    alerts_raw = data.get("alerts") or {}
-    if not isinstance(alerts_raw, dict):
-        raise ConfigError(p, "alerts", "a mapping of KPI key to {above|below, severity}")
-    alerts = []
-    for kpi, rule in alerts_raw.items():
-        key = f"alerts.{kpi}"
-        if kpi not in KPIS:
-            raise ConfigError(p, key, "a KPI key (e.g. error_rate, p95_ms)", kpi)
-        if not isinstance(rule, dict):
-            raise ConfigError(p, key, "a mapping with above or below", rule)
-        above = r.get(rule, f"{key}.above", "number", None)
-        below = r.get(rule, f"{key}.below", "number", None)
-        if (above is None) == (below is None):
-            raise ConfigError(p, key, "exactly one of above or below")
-        severity = r.get(rule, f"{key}.severity", "str", "warning")
-        if severity not in SEVERITIES:
-            raise ConfigError(p, f"{key}.severity", f"one of {', '.join(SEVERITIES)}", severity)
-        clear = r.get(rule, f"{key}.clear", "number", None)
-        threshold = above if above is not None else below
-        if clear is not None and (
-            (above is not None and clear > threshold) or (below is not None and clear < threshold)
-        ):
-            side = "at or below `above`" if above is not None else "at or above `below`"
-            raise ConfigError(p, f"{key}.clear", f"a level {side} (hysteresis)", clear)
-        alerts.append(AlertRule(kpi, above, below, severity, clear, _duration(p, rule, key)))
-
-    costs_raw = r.section("costs")
-    costs = Costs(
-        currency=r.get(costs_raw, "costs.currency", "str", "USD"),
-        compute_hour=r.get(costs_raw, "costs.compute_hour", "number", Costs.compute_hour),
-        gb_processed=r.get(costs_raw, "costs.gb_processed", "number", Costs.gb_processed),
-        per_1000_api_calls=r.get(
-            costs_raw, "costs.per_1000_api_calls", "number", Costs.per_1000_api_calls
-        ),
-    )
-
-    ins = r.section("insights")
-    capacity_raw = ins.get("capacity") or {}
-    if not isinstance(capacity_raw, dict):
-        raise ConfigError(p, "insights.capacity", "a mapping of series name to daily limit")
-    capacity = {}
-    for name in capacity_raw:
-        if name not in CAPACITY_SERIES:
-            raise ConfigError(
-                p, f"insights.capacity.{name}", f"one of {', '.join(CAPACITY_SERIES)}", name
-            )
-        capacity[name] = r.get(capacity_raw, f"insights.capacity.{name}", "number", None)
-    level = r.get(ins, "insights.forecast_level", "number", 0.9)
-    if not 0 < level < 1:
-        raise ConfigError(p, "insights.forecast_level", "a number between 0 and 1", level)
-    alphas = {}
-    for name in ("trend_alpha", "change_alpha"):
-        alphas[name] = r.get(ins, f"insights.{name}", "number", 0.05)
-        if not 0 < alphas[name] < 1:
-            raise ConfigError(p, f"insights.{name}", "a number between 0 and 1", alphas[name])
-    sensitivity = r.get(ins, "insights.sensitivity", "number", InsightsSettings.sensitivity)
-    if sensitivity <= 0:
-        raise ConfigError(p, "insights.sensitivity", "a number > 0", sensitivity)
-    insights = InsightsSettings(
-        sensitivity=sensitivity,
-        trend_alpha=alphas["trend_alpha"],
-        change_alpha=alphas["change_alpha"],
-        forecast_horizon_days=r.get(ins, "insights.forecast_horizon_days", "posint", 30),
-        forecast_level=level,
-        capacity={k: v for k, v in capacity.items() if v is not None},
-    )
-
-    return Config(
-        path=str(p),
-        title=title,
-        refresh_interval_seconds=refresh,
-        theme=theme,
-        default_range=default_range,
-        default_timezone=tz,
-        database_url=r.get(db, "data_sources.database.url", "str", None),
-        prometheus_url=r.get(prom, "data_sources.prometheus.url", "str", None),
-        prometheus_enabled=r.get(prom, "data_sources.prometheus.enabled", "bool", False),
-        redis_url=r.get(red, "data_sources.redis.url", "str", None),
-        redis_enabled=r.get(red, "data_sources.redis.enabled", "bool", False),
-        cache_ttl_seconds=r.get(red, "data_sources.redis.ttl_seconds", "posint", refresh),
-        features=features,
-        alerts=tuple(alerts),
-        costs=costs,
-        insights=insights,
-    )
+def _model_in(annotation: Any) -> Any:  # Dashboard, or AlertRule in tuple[AlertRule, ...]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, get_args(annotation))), None)
 
 
 def database_url(config: Config, override: str | None = None) -> str:
     """The primary database: ``--db``, else ``DATABASE_URL``, else config, else the demo file."""
-    url = override or os.environ.get("DATABASE_URL") or config.database_url
+    url = override or os.environ.get("DATABASE_URL") or config.data_sources.database.url
     return normalize_db_url(url) if url else demo_database_url()
 
 
 def demo_database_path() -> Path:
-    return Path(os.environ.get(DEMO_DATABASE_ENV) or DEMO_DATABASE_PATH)
+    """``$ANALYTICS_DEMO_DB``, else a per-user data directory: never inside the package."""
+    env = os.environ.get(DEMO_DATABASE_ENV)
+    return Path(env) if env else platformdirs.user_data_path("anomaly-analytics") / "demo.duckdb"
 
 
 def demo_database_url() -> str:

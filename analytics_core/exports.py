@@ -17,8 +17,7 @@ import pandas as pd
 
 from analytics_core.insights import Insight
 from analytics_core.page_data import PageData
-
-FORMATS = ("json", "csv")
+from analytics_core.pages import EXPORT_FORMATS
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
@@ -111,4 +110,4 @@ def render(data: PageData, fmt: str) -> str:
         return to_json(data)
     if fmt == "csv":
         return to_csv(data)
-    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")

@@ -22,9 +22,9 @@ from analytics_core.insights.feed import (
     trend_series,
 )
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
+from analytics_core.pages import PAGES
 from analytics_core.queries import business, detection, performance
 
-PAGES = ("overview", "detection", "performance", "business", "insights")
 PAGE_KPIS: dict[str, tuple[str, ...]] = {
     "overview": OVERVIEW_KPIS,
     "detection": DETECTION_KPIS,
@@ -107,7 +107,7 @@ def build_page(
         series.update(bottleneck_tables(engine, filters, current, previous))
 
     insights: list[Insight] = []
-    if page in ("overview", "insights") and config.feature("insights"):
+    if page in ("overview", "insights") and config.features.insights:
         tables = {k: v for k, v in series.items() if k.startswith("bottleneck_")} or None
         insights = build_insights(
             engine, config, filters, current, previous, trends, changes, now, tables

@@ -1,13 +1,13 @@
 """Shared fixtures: real PostgreSQL and DuckDB databases holding a small hand-built
 dataset whose expected figures the tests compute independently with numpy/pandas.
 
-A server the tests need that is down skips them with a loud reason on a laptop,
-and fails them in CI (CI=true), where it must be running.
+The servers come from ``tests/servers.py``: the one configured or running, else a
+throwaway one the tests start; a missing binary skips loudly on a laptop and fails in
+CI (CI=true).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,36 +17,31 @@ from sqlalchemy import create_engine, text
 
 from analytics_core.sources.database import make_engine
 from tests.fixtures import Dataset, load_dataset, make_dataset
-
-PG_ADMIN_URL = os.environ.get(
-    "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def server_missing(what: str, error: Exception) -> None:
-    message = f"{what} is not reachable ({error}); these tests need it"
-    if IN_CI:
-        pytest.fail(f"{message}. In CI it must be running.", pytrace=False)
-    pytest.skip(f"SKIPPED LOUDLY: {message}. Start it to run them.")
+from tests.servers import PostgresServer, postgres_server, redis_server, server_missing
 
 
 @pytest.fixture(scope="session")
-def pg_admin():
+def pg_server() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_admin(pg_server):
     engine = create_engine(
-        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        pg_server.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
     )
     try:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means the server is unusable
-        server_missing("PostgreSQL at 127.0.0.1:5432", exc)
+        server_missing(f"PostgreSQL at {pg_server.admin_url}", f"not usable ({exc})")
     yield engine
     engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def new_pg_database(pg_admin):
+def new_pg_database(pg_server, pg_admin):
     """A factory of throwaway PostgreSQL databases, dropped at the end of the session."""
     created: list[str] = []
 
@@ -55,12 +50,18 @@ def new_pg_database(pg_admin):
         with pg_admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         created.append(name)
-        return f"postgresql://postgres@127.0.0.1:5432/{name}"
+        return pg_server.url_for(name)
 
     yield make
     with pg_admin.connect() as conn:
         for name in created:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,13 @@ def test_export_of_every_page_matches_the_kpi_definitions(seeded_pg, capsys):
         **expected.business(data, start, end, costs),
     }
     want["avg_response_ms"] = want["avg_ms"]
+    before = start - (end - start)
+    want_prev = {
+        **expected.detection(data, before, start),
+        **expected.performance(data, before, start),
+        **expected.business(data, before, start, costs),
+    }
+    want_prev["avg_response_ms"] = want_prev["avg_ms"]
     for page in PAGES:
         code, out = export(
             seeded_pg,
@@ -91,12 +98,9 @@ def test_export_of_every_page_matches_the_kpi_definitions(seeded_pg, capsys):
         assert doc["page"] == page
         assert doc["kpis"], page
         expected.assert_kpis_equal(doc["kpis"], {k: want[k] for k in doc["kpis"]})
-        prev = {
-            **expected.detection(data, start - (end - start), start),
-            **expected.business(data, start - (end - start), start, costs),
-        }
-        for key in set(doc["previous"]) & set(prev):
-            expected.assert_kpis_equal({key: doc["previous"][key]}, {key: prev[key]})
+        # Every KPI the page exports has its previous-period value checked: none is skipped.
+        assert set(doc["previous"]) == set(doc["kpis"]), page
+        expected.assert_kpis_equal(doc["previous"], {k: want_prev[k] for k in doc["previous"]})
 
 
 def test_previous_period_before_the_data_is_not_compared(seeded_pg, capsys):

@@ -277,7 +277,7 @@ def downloads(data: PageData) -> None:
     """CSV and JSON of exactly what the page shows, with the filters recorded."""
     from analytics_app.ui.data import config
 
-    if not config().feature("exports"):
+    if not config().features.exports:
         return
     stem = f"{data.page}_{data.filters.start:%Y%m%dT%H%M}_{data.filters.end:%Y%m%dT%H%M}"
     left, right, _ = st.columns([1, 1, 4])

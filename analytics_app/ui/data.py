@@ -46,7 +46,7 @@ def db_url() -> str:
 def _configured_ttl() -> timedelta:
     # cache_data takes its TTL when decorating, so read it once at import.
     try:
-        return timedelta(seconds=load_config().refresh_interval_seconds)
+        return timedelta(seconds=load_config().dashboard.refresh_interval_seconds)
     except ConfigError:
         return timedelta(seconds=300)  # config() reports the error on the page
 

@@ -55,18 +55,18 @@ def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
     warnings: list[str] = []
     state = st.session_state
 
-    preset = qp.get("range", config.default_range)
+    preset = qp.get("range", config.dashboard.default_range)
     if preset not in RANGE_PRESETS:
         warnings.append(f"URL parameter range={preset!r} is not one of {', '.join(RANGE_PRESETS)}")
-        preset = config.default_range
+        preset = config.dashboard.default_range
     state["range"] = preset
 
-    tz = qp.get("tz", config.default_timezone)
+    tz = qp.get("tz", config.dashboard.default_timezone)
     try:
         zone(tz)
     except InputError as exc:
         warnings.append(f"URL parameter tz: {exc}")
-        tz = config.default_timezone
+        tz = config.dashboard.default_timezone
     state["tz"] = tz
 
     granularity = qp.get("granularity", "auto")
@@ -153,9 +153,9 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
             "Endpoint", list(dims.endpoints), key="endpoint", placeholder="All endpoints"
         )
         refresh = st.toggle(
-            f"Auto-refresh every {config.refresh_interval_seconds} s",
+            f"Auto-refresh every {config.dashboard.refresh_interval_seconds} s",
             key="refresh",
-            disabled=not config.feature("auto_refresh"),
+            disabled=not config.features.auto_refresh,
         )
         st.caption("Times are bucketed in the chosen time zone; ranges are half-open.")
 
@@ -193,8 +193,8 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
         _write_url(url_state)
         return None
     _write_url(url_state)
-    if refresh and config.feature("auto_refresh"):
-        _auto_refresh(config.refresh_interval_seconds)
+    if refresh and config.features.auto_refresh:
+        _auto_refresh(config.dashboard.refresh_interval_seconds)
     return filters
 
 

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, mannwhitneyu
-from statsmodels.stats.proportion import test_proportions_2indep
 
 MIN_SAMPLES = 3  # per side, for compare_samples
 
@@ -75,6 +73,8 @@ def compare_counts(current: int | None, previous: int | None, alpha: float = 0.0
     if cur < 0 or prev < 0:
         raise ValueError(f"counts must be non-negative, got {current} and {previous}")
     hits, total = round(cur), round(cur) + round(prev)
+    from scipy.stats import binomtest  # slow imports are lazy in this module
+
     p_value = 1.0 if total == 0 else float(binomtest(hits, total, 0.5).pvalue)
     return _change(cur, prev, p_value, alpha, _COUNTS)
 
@@ -99,6 +99,8 @@ def compare_proportions(
     cur, prev = _rate(cur_hits, cur_total), _rate(prev_hits, prev_total)
     if cur is None or prev is None:
         return _change(cur, prev, None, alpha, _PROPORTIONS)
+    from statsmodels.stats.proportion import test_proportions_2indep
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # Its ratio and odds ratio (not used here) divide by zero for 0% / 100% rates.
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -124,6 +126,8 @@ def compare_samples(
     prev = _finite(previous)
     p_value = None
     if len(cur) >= MIN_SAMPLES and len(prev) >= MIN_SAMPLES:
+        from scipy.stats import mannwhitneyu
+
         p_value = float(mannwhitneyu(cur, prev, alternative="two-sided").pvalue)
         if not math.isfinite(p_value):  # e.g. every value identical
             p_value = 1.0

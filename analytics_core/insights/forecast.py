@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 from analytics_core.insights.series import as_series
 
@@ -135,6 +134,8 @@ def forecast(
     endog = pd.Series(history.to_numpy(dtype=float))  # RangeIndex: no frequency warnings
     best = None
     for error, seasonal, damped in candidates:
+        from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # slow import: lazy
+
         model = ETSModel(
             endog,
             error=error,

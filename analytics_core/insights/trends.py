@@ -23,8 +23,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pymannkendall as mk
-from scipy.stats import theilslopes
 
 from analytics_core.insights.series import as_series
 
@@ -104,6 +102,9 @@ def detect_trend(
         # Constant values (or a single instant): nothing to test; the MK ACF would divide by 0.
         slope, intercept_x0, p_value, mk_sign = 0.0, float(np.median(y)), 1.0, 0
     else:
+        import pymannkendall as mk  # slow imports: only when a trend is tested
+        from scipy.stats import theilslopes
+
         slope, intercept_x0, _, _ = theilslopes(y, x_days)
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -17,14 +17,7 @@ from sqlalchemy.sql import Executable
 
 from analytics_core.config import normalize_db_url
 from analytics_core.filters import InputError
-
-
-class SourceUnavailable(RuntimeError):
-    """A data source could not be reached or read; says which and how to fix it."""
-
-    def __init__(self, source: str, detail: str, hint: str):
-        self.source, self.detail, self.hint = source, detail, hint
-        super().__init__(f"{source} is unavailable: {detail}. {hint}")
+from analytics_core.sources import SourceUnavailable
 
 
 def redact(url: str) -> str:

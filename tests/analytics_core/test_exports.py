@@ -18,15 +18,15 @@ from tests.analytics_core import expected
 
 START, END = datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 4, 3, tzinfo=UTC)
 RULES = (
-    AlertRule("error_rate", above=0.01, below=None, severity="critical"),
-    AlertRule("p95_ms", above=1e9, below=None, severity="warning"),
-    AlertRule("avg_session_minutes", above=None, below=1e6, severity="info"),
+    AlertRule(kpi="error_rate", above=0.01, below=None, severity="critical"),
+    AlertRule(kpi="p95_ms", above=1e9, below=None, severity="warning"),
+    AlertRule(kpi="avg_session_minutes", above=None, below=1e6, severity="info"),
 )
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_json_and_csv_carry_the_page(engine, dataset, page):
-    config = Config(path="test", alerts=RULES)
+    config = Config(alerts=RULES)
     data = build_page(engine, config, page, make_filters(START, END, "UTC", "day"))
     doc = json.loads(to_json(data))
     assert set(doc) == {
@@ -62,7 +62,7 @@ def test_json_and_csv_carry_the_page(engine, dataset, page):
 
 
 def test_threshold_insights_name_kpi_value_and_threshold(engine, dataset):
-    data = build_page(engine, Config(path="t", alerts=RULES), "insights", make_filters(START, END))
+    data = build_page(engine, Config(alerts=RULES), "insights", make_filters(START, END))
     by_kpi = {i.kpi: i for i in data.insights}
     err = expected.performance(dataset, START, END)["error_rate"]
     assert by_kpi["error_rate"].status == "firing"  # the fixture has ~6% 5xx
@@ -73,10 +73,10 @@ def test_threshold_insights_name_kpi_value_and_threshold(engine, dataset):
 
 
 def test_thresholds_report_no_data_honestly():
-    rule = AlertRule("error_rate", above=0.05, below=None, severity="warning")
+    rule = AlertRule(kpi="error_rate", above=0.05, below=None, severity="warning")
     [insight] = check_thresholds((rule,), {"error_rate": None})
     assert insight.status == "no_data" and "no data" in insight.message
     [low] = check_thresholds(
-        (AlertRule("availability", None, 0.99, "critical"),), {"availability": 0.98}
+        (AlertRule(kpi="availability", below=0.99, severity="critical"),), {"availability": 0.98}
     )
     assert low.status == "firing"

@@ -114,13 +114,12 @@ def test_a_short_history_is_learning_not_guessing(tmp_path):
     [(1.0, "firing", "already reached"), (1e12, "ok", "not expected"), (None, "ok", "forecast")],
 )
 def test_capacity_forecast_against_a_limit(demo_url, limit, status, words):
-    from dataclasses import replace
-
     from analytics_core.insights.feed import capacity_insights
 
     config = load_config()
     capacity = {} if limit is None else {"requests_per_day": limit}
-    config = replace(config, insights=replace(config.insights, capacity=capacity))
+    insights = config.insights.model_copy(update={"capacity": capacity})
+    config = config.model_copy(update={"insights": insights})
     engine = make_engine(demo_url)
     found = capacity_insights(engine, config, make_filters(END - timedelta(days=7), END), END)
     engine.dispose()

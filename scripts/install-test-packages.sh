@@ -1,0 +1,18 @@
+#!/bin/sh
+# The Debian packages whose servers the tests start themselves when none is running
+# (tests/servers.py). Installed when missing and we are root; otherwise say what is
+# missing: those tests then skip with the same command, or fail under CI=true.
+set -eu
+need=""
+if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  need="$need postgresql"
+fi
+command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing test servers:$need"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
+else
+  echo "missing test servers:$need (install: sudo apt-get install -y$need)" >&2
+fi
