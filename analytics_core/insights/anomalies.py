@@ -21,6 +21,11 @@ How a point at time ``t`` is scored
      neighbouring phases), plus the recent level, the median of the last
      :data:`LEVEL_WINDOW` deseasonalised values. A level shift is absorbed once it
      fills half that window; the offsets themselves are level-free.
+   - *found season*: the same for a period not tied to the clock (e.g. a 37-step
+     cycle), the highest clear autocorrelation peak of the last
+     :data:`PERIOD_SPAN` slots, looked for every :data:`PERIOD_EVERY` slots and used
+     until the next look (so from the data before, never after); one within
+     :data:`PERIOD_NEAR` of a clock season is ignored as that season.
 
 3. **Scale.** For each baseline, from its own past residuals: ``1.4826 *`` their
    median absolute value over the last :data:`SCALE_WINDOW` slots (or one season,
@@ -116,6 +121,15 @@ SUSTAINED_MARGIN = 1.3
 #: :data:`REFRACTORY_STEPS` sampling steps): one incident, one alarm.
 REFRACTORY = pd.Timedelta("3h")
 REFRACTORY_STEPS = 3
+#: A season found in the data (autocorrelation peak), looked for every this many slots
+#: in the last PERIOD_SPAN slots before, between PERIOD_MIN and PERIOD_MAX slots long ...
+PERIOD_EVERY = 1000
+PERIOD_SPAN = 4096
+PERIOD_MIN, PERIOD_MAX = 4, 2000
+#: ... with an autocorrelation of at least this much, rising this much above the lowest
+#: at smaller lags; within PERIOD_NEAR of a clock season it is that season.
+PERIOD_ACF = 0.4
+PERIOD_NEAR = 0.1
 #: The scale is never below this fraction of the typical absolute level.
 RELATIVE_FLOOR = 1e-3
 MAD_TO_SIGMA = 1.4826
@@ -238,6 +252,61 @@ def detect(
     return out
 
 
+def _acf_period(x: np.ndarray) -> int | None:
+    """The lag (slots) of the highest autocorrelation peak of ``x``, if it is a clear one.
+
+    A peak is a local maximum of the autocorrelation, between :data:`PERIOD_MIN` and
+    :data:`PERIOD_MAX` slots and at most a third of ``x`` (three cycles seen), that
+    reaches :data:`PERIOD_ACF` and rises that much above the lowest value at smaller
+    lags: a trend or a level shift (slowly decaying autocorrelation) has none. Missing
+    slots are filled with the median.
+    """
+    if np.isnan(x).all():
+        return None
+    x = np.where(np.isnan(x), np.nanmedian(x), x)
+    n = len(x)
+    hi = min(PERIOD_MAX, n // 3)
+    if hi <= PERIOD_MIN + 1:
+        return None
+    x = x - x.mean()
+    f = np.fft.rfft(x, 2 * n)
+    acf = np.fft.irfft(f * np.conj(f))[: hi + 2]
+    if acf[0] <= 0:
+        return None
+    acf = acf / acf[0]
+    lags = np.arange(PERIOD_MIN, hi + 1)
+    peak = (acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])
+    low = np.minimum.accumulate(acf)[lags]
+    good = peak & (acf[lags] >= PERIOD_ACF) & (acf[lags] - low >= PERIOD_ACF)
+    if not good.any():
+        return None
+    cand = lags[good]
+    return int(cand[np.argmax(acf[cand])])
+
+
+def _found_season(g: np.ndarray, clock: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The seasonal baseline of a season found in the data (module doc, step 2), or None.
+
+    Every :data:`PERIOD_EVERY` slots the period is looked for (:func:`_acf_period`) in
+    the last :data:`PERIOD_SPAN` slots before that checkpoint, and used until the next
+    one: a slot's baseline depends only on earlier slots. A period within
+    :data:`PERIOD_NEAR` of a clock season is that season, already a candidate.
+    """
+    n = len(g)
+    expected, offset = np.full(n, np.nan), np.full(n, np.nan)
+    fitted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for c in range(PERIOD_EVERY, n, PERIOD_EVERY):
+        p = _acf_period(g[max(0, c - PERIOD_SPAN) : c])
+        if p is None or any(abs(p - q) <= max(1, PERIOD_NEAR * q) for q in clock):
+            continue
+        if p not in fitted:
+            fitted[p] = _seasonal(g, p)
+        e, o = fitted[p]
+        expected[c : c + PERIOD_EVERY] = e[c : c + PERIOD_EVERY]
+        offset[c : c + PERIOD_EVERY] = o[c : c + PERIOD_EVERY]
+    return (expected, offset) if fitted else None
+
+
 def _utc_ns(ts: pd.DatetimeIndex) -> np.ndarray:
     if ts.tz is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
@@ -324,6 +393,9 @@ def _fit(g: np.ndarray, periods: list[int]):
     n = len(g)
     candidates = [(_past_median(g, LEVEL_WINDOW, 1), np.zeros(n))]
     candidates += [_seasonal(g, p) for p in periods if n > MIN_SEASONS * p]
+    found = _found_season(g, periods)
+    if found is not None:
+        candidates.append(found)
     # The sustained windows compare values across days, so they need one fixed seasonal
     # adjustment (the first season's), not whichever baseline forecast best at each slot.
     offset = np.nan_to_num(candidates[1][1], nan=0.0) if len(candidates) > 1 else np.zeros(n)

@@ -422,3 +422,46 @@ def test_causal_with_a_drift_and_a_variance_change(seed):
     for k in (500, 1201, 1300, 2401, 2450, 2999):
         part = detect(ts[:k], values[:k], sensitivity=RECOMMENDED)
         pd.testing.assert_frame_equal(part, whole.iloc[:k], check_exact=True)
+
+
+def cycle37(seed: int, n: int = 4000) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """5-minute points on a 37-step cycle of amplitude 5 (not a clock season), noise sd 0.5."""
+    rng = np.random.default_rng(seed)
+    values = 5 * np.sin(2 * np.pi * np.arange(n) / 37) + rng.normal(0, 0.5, n)
+    return pd.date_range("2024-01-01", periods=n, freq="5min"), values
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_season_found_in_the_data_narrows_the_band_and_finds_a_missing_cycle(seed):
+    # No period given: the 37-step cycle is found by autocorrelation on past data, from
+    # the first look (slot 1,000) on; one cycle gone flat is then alarmed within 10 points.
+    ts, values = cycle37(seed)
+    gone = 2500
+    rng = np.random.default_rng(100 + seed)
+    values[gone : gone + 37] = rng.normal(0, 0.5, 37)
+    result = detect(ts, values, sensitivity=RECOMMENDED)
+    width = (result["upper"] - result["lower"]).to_numpy()
+    # Before the first look the band must hold the whole cycle; after it, only the noise.
+    assert np.nanmedian(width[1100:2400]) < np.nanmedian(width[500:1000]) / 3
+    alarm = alarm_points(result)
+    after = alarm[alarm >= gone]
+    assert len(after) and after[0] - gone <= 10, after
+    assert len(alarm[(alarm >= 1100) & (alarm < gone)]) == 0
+
+
+def test_the_found_season_is_causal_across_its_looks():
+    ts, values = cycle37(7, n=3200)
+    values[2100:2137] = 0.0
+    whole = detect(ts, values, sensitivity=RECOMMENDED)
+    for k in (999, 1000, 1001, 2000, 2001, 2120, 3199):
+        part = detect(ts[:k], values[:k], sensitivity=RECOMMENDED)
+        pd.testing.assert_frame_equal(part, whole.iloc[:k], check_exact=True)
+
+
+def test_no_season_is_found_in_noise_or_a_trend():
+    from analytics_core.insights.anomalies import _acf_period
+
+    rng = np.random.default_rng(3)
+    assert _acf_period(rng.normal(0, 1, 4000)) is None
+    assert _acf_period(np.arange(4000.0) + rng.normal(0, 1, 4000)) is None
+    assert _acf_period(np.sin(2 * np.pi * np.arange(4000) / 37) + rng.normal(0, 0.3, 4000)) == 37
