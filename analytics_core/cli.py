@@ -139,7 +139,7 @@ def _seed(args: argparse.Namespace) -> int:
 
     url = database_url(load_config(args.config), args.db)
     if url.startswith("duckdb:///"):
-        Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(Path(url.removeprefix("duckdb:///")))
     engine = make_engine(url, read_only=False)
     try:
         with database_errors(engine):
@@ -164,13 +164,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the folder {str(path.parent)!r} ({exc.strerror})"
+        ) from None
+
+
 def _prepare_demo() -> None:
     from analytics_core.catalog import dimensions
     from analytics_core.seed import seed, top_up
     from analytics_core.sources.database import make_engine
 
     url, path = demo_database_url(), demo_database_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     if not path.exists():
         engine = make_engine(url, read_only=False)
         try:
@@ -246,6 +255,38 @@ def streamlit_flags(settings_file: Path) -> list[str]:
     return flags
 
 
+def _check_listen(address: str, port: int) -> None:
+    """Name a bad --address or a taken --port here rather than in Streamlit's traceback."""
+    import socket
+
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be between 1 and 65535 (got {port})")
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[
+            0
+        ]
+    except (socket.gaierror, UnicodeError):
+        raise InputError(f"--address {address[:100]!r} is not an address to listen on") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {address}:{port} ({exc.strerror})") from None
+
+
+def _check_reachable(url: str) -> None:
+    """An unreachable database exits 3 here, before a browser ever sees the app."""
+    from analytics_core.sources.database import database_errors, make_engine
+
+    engine = make_engine(url)
+    try:
+        with database_errors(engine), engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Run the packaged app through Streamlit, replacing this process (so its pid is the
     server's): the demo file is prepared first when it is the database being served."""
@@ -253,8 +294,7 @@ def _serve(args: argparse.Namespace) -> int:
     from analytics_core.sources.database import dialect_of
 
     config = load_config(args.config)
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port must be between 1 and 65535 (got {args.port})")
+    _check_listen(args.address, args.port)
     url = database_url(config, args.db)
     dialect_of(url)  # a bad --db is named here, not in the browser
     env = dict(os.environ, ANALYTICS_CONFIG=str(config_path(args.config).resolve()))
@@ -263,6 +303,7 @@ def _serve(args: argparse.Namespace) -> int:
     if url == demo_database_url():
         env["ANALYTICS_DEMO_DB"] = str(demo_database_path().resolve())
         _prepare_demo()
+    _check_reachable(url)
     command = [
         sys.executable,
         "-m",

@@ -299,6 +299,8 @@ class Config(_Section):
         # The file maps KPI key -> rule; rules are validated as a list in file order (the
         # loader maps the list index in an error back to the KPI key).
         if isinstance(value, dict):
+            if any(isinstance(r, dict) and "kpi" in r for r in value.values()):
+                raise ValueError("rules keyed by KPI, without a `kpi:` key inside a rule")
             return [{**r, "kpi": k} if isinstance(r, dict) else r for k, r in value.items()]
         if isinstance(value, tuple | list) and all(isinstance(r, AlertRule) for r in value):
             return value  # from code
@@ -343,17 +345,23 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(p, "", "an existing YAML file (file not found)") from None
     except OSError as exc:
         raise ConfigError(p, "", f"a readable file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(p, "", "UTF-8 text (the file is not)") from None
     try:
         data = yaml.safe_load(raw_text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "document"
-        raise ConfigError(p, where, "valid YAML") from None
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
+        problem = getattr(exc, "problem", None)
+        hint = f"valid YAML ({problem})" if problem else "valid YAML"
+        if "${" in raw_text:
+            hint += "; quote a ${VAR} inside {...} or [...]"
+        raise ConfigError(p, where, hint) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(p, "(top level)", "a mapping of sections")
-    data = _expand_values(data, p)
+    data = _expand_values(data, p, "")
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -364,14 +372,24 @@ def load_config(path: str | Path | None = None) -> Config:
     return config
 
 
-def _expand_values(node: Any, path: Path) -> Any:
-    """Expand variables in string values only, so comments may mention ``${VAR}``."""
+def _expand_values(node: Any, path: Path, where: str) -> Any:
+    """Expand variables in string values only, so comments may mention ``${VAR}``; keys
+    must be text (YAML reads ``1:`` as a number, which no setting is named)."""
     if isinstance(node, dict):
-        return {k: _expand_values(v, path) for k, v in node.items()}
+        out = {}
+        for key, value in node.items():
+            dotted = f"{where}.{key}" if where else str(key)
+            if not isinstance(key, str):
+                raise ConfigError(path, dotted, "a key that is a name, not a number or a list")
+            out[key] = _expand_values(value, path, dotted)
+        return out
     if isinstance(node, list):
-        return [_expand_values(v, path) for v in node]
+        return [_expand_values(v, path, where) for v in node]
     if isinstance(node, str):
-        return expand_env(node, path=path)
+        try:
+            return expand_env(node, path=path)
+        except ConfigError as exc:
+            raise ConfigError(path, f"{where} ({exc.key})", exc.expected) from None
     return node
 
 
@@ -395,11 +413,12 @@ def _problem(data: dict[str, Any], error: ErrorDetails) -> tuple[str, str, objec
 
 def _dotted(data: Any, loc: tuple[int | str, ...]) -> str:
     """The dotted key for a pydantic ``loc``, walking the file's own data alongside."""
-    parts, node = [], data
+    parts: list[str] = []
+    node = data
     for part in loc:
         if part == "[key]":  # a bad mapping key: already named by the previous part
             continue
-        if isinstance(part, int) and isinstance(node, dict):
+        if isinstance(part, int) and parts == ["alerts"] and isinstance(node, dict):
             part = list(node)[part]  # alerts are validated as a list: name the KPI instead
         node = node.get(part) if isinstance(node, dict) else None
         parts.append(str(part))

@@ -87,11 +87,36 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield PostgresServer(make_url(url).set(drivername="postgresql+psycopg"))
         return
     port = _env_port("TEST_PG_PORT", 5432)
+    found = make_url(f"postgresql+psycopg://postgres@{LOOPBACK}:{port}/postgres")
     if port_answers(port):
-        yield PostgresServer(make_url(f"postgresql+psycopg://postgres@{LOOPBACK}:{port}/postgres"))
-        return
+        if _postgres_usable(found):
+            yield PostgresServer(found)
+            return
+        # e.g. a stock cluster that wants a password: start our own rather than skip.
+        print(f"PostgreSQL on port {port} refuses trust login as postgres; starting one")
     with started_postgres() as server:
         yield server
+
+
+def _postgres_usable(url: URL) -> bool:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means we cannot use it
+        return False
+    finally:
+        engine.dispose()
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 @contextmanager
@@ -107,43 +132,53 @@ def started_postgres() -> Iterator[PostgresServer]:
             "apt-get install -y postgresql",
         )
     workdir = Path(tempfile.mkdtemp(prefix="analytics-test-pg-"))
-    executable = pg_ctl
-    if os.geteuid() == 0:
-        # initdb and postgres refuse to run as root: run them as the packaged user.
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            server_missing("PostgreSQL", "running as root and there is no 'postgres' user")
-        os.chown(workdir, owner.pw_uid, owner.pw_gid)
-        wrapper = Path(tempfile.mkdtemp(prefix="analytics-test-pgctl-")) / "pg_ctl"
-        wrapper.write_text(f'#!/bin/sh\nexec runuser -u postgres -- "{pg_ctl}" "$@"\n')
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC | stat.S_IXGRP | stat.S_IXOTH)
-        wrapper.parent.chmod(0o755)
-        executable = str(wrapper)
-    port = port_for.select_random()
-    executor = PostgreSQLExecutor(
-        executable=executable,
-        host=LOOPBACK,
-        port=port,
-        datadir=str(workdir / "data"),
-        unixsocketdir=str(workdir),
-        logfile=str(workdir / "postgresql.log"),
-        startparams="-w",
-        dbname="postgres",
-        user="postgres",
-    )
+    wrapper_dir: Path | None = None
     try:
-        executor.start()
-        # pg_ctl exits once the server is up: the server's own pid is in its data dir.
-        pid = int((workdir / "data" / "postmaster.pid").read_text().split()[0])
-        yield PostgresServer(
-            make_url(f"postgresql+psycopg://postgres@{LOOPBACK}:{port}/postgres"), pid
+        executable = pg_ctl
+        if os.geteuid() == 0:
+            # initdb and postgres refuse to run as root: run them as the packaged user.
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                server_missing("PostgreSQL", "running as root and there is no 'postgres' user")
+            os.chown(workdir, owner.pw_uid, owner.pw_gid)
+            wrapper_dir = Path(tempfile.mkdtemp(prefix="analytics-test-pgctl-"))
+            wrapper_dir.chmod(0o755)
+            wrapper = wrapper_dir / "pg_ctl"
+            wrapper.write_text(f'#!/bin/sh\nexec runuser -u postgres -- "{pg_ctl}" "$@"\n')
+            wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC | stat.S_IXGRP | stat.S_IXOTH)
+            executable = str(wrapper)
+        port = port_for.select_random()
+        executor = PostgreSQLExecutor(
+            executable=executable,
+            host=LOOPBACK,
+            port=port,
+            datadir=str(workdir / "data"),
+            unixsocketdir=str(workdir),
+            logfile=str(workdir / "postgresql.log"),
+            startparams="-w",
+            dbname="postgres",
+            user="postgres",
         )
+        try:
+            executor.start()
+        except Exception as exc:  # noqa: BLE001 - report it with the server's own log
+            server_missing(
+                "PostgreSQL",
+                f"could not start ({exc}); log:\n{_log_tail(workdir / 'postgresql.log')}",
+            )
+        try:
+            # pg_ctl exits once the server is up: the server's own pid is in its data dir.
+            pid = int((workdir / "data" / "postmaster.pid").read_text().split()[0])
+            yield PostgresServer(
+                make_url(f"postgresql+psycopg://postgres@{LOOPBACK}:{port}/postgres"), pid
+            )
+        finally:
+            executor.stop()
     finally:
-        executor.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-        if executable != pg_ctl:
-            shutil.rmtree(Path(executable).parent, ignore_errors=True)
+        if wrapper_dir is not None:
+            shutil.rmtree(wrapper_dir, ignore_errors=True)
 
 
 # --- Redis ------------------------------------------------------------------------------
@@ -162,11 +197,26 @@ def redis_server() -> Iterator[RedisServer]:
         yield RedisServer(url)
         return
     port = _env_port("TEST_REDIS_PORT", 6379)
+    found = f"redis://{LOOPBACK}:{port}/0"
     if port_answers(port):
-        yield RedisServer(f"redis://{LOOPBACK}:{port}/0")
-        return
+        if _redis_usable(found):
+            yield RedisServer(found)
+            return
+        print(f"the server on port {port} does not answer Redis PING; starting one")
     with started_redis() as server:
         yield server
+
+
+def _redis_usable(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=3)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 @contextmanager
@@ -193,9 +243,14 @@ def started_redis() -> Iterator[RedisServer]:
         datadir=workdir,
     )
     try:
-        executor.start()
-        pid = executor.process.pid if executor.process else None
-        yield RedisServer(f"redis://{LOOPBACK}:{port}/0", pid)
+        try:
+            executor.start()
+        except Exception as exc:  # noqa: BLE001 - name it, then skip or fail
+            server_missing("Redis", f"could not start redis-server ({exc})")
+        try:
+            pid = executor.process.pid if executor.process else None
+            yield RedisServer(f"redis://{LOOPBACK}:{port}/0", pid)
+        finally:
+            executor.stop()
     finally:
-        executor.stop()
         shutil.rmtree(workdir, ignore_errors=True)

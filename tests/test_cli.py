@@ -100,6 +100,7 @@ def test_export_of_every_page_matches_the_kpi_definitions(seeded_pg, capsys):
         expected.assert_kpis_equal(doc["kpis"], {k: want[k] for k in doc["kpis"]})
         # Every KPI the page exports has its previous-period value checked: none is skipped.
         assert set(doc["previous"]) == set(doc["kpis"]), page
+        assert any(v is not None for v in doc["previous"].values()), page
         expected.assert_kpis_equal(doc["previous"], {k: want_prev[k] for k in doc["previous"]})
 
 
@@ -261,3 +262,36 @@ def test_writing_commands_name_a_bad_or_unreachable_database(capsys, url, code, 
     assert main([*command, "--db", url]) == code
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["--address", "999.1.1.1"], 2, "--address '999.1.1.1'"),
+        (["--port", "0"], 2, "--port must be between 1 and 65535"),
+        (["--db", "mysql://x@h/db"], 2, "not supported"),
+        (["--db", "postgresql://nobody@127.0.0.1:1/x"], 3, "unavailable"),
+        (["--db", "duckdb:////nonexistent/dir/x.duckdb"], 3, "does not exist"),
+    ],
+)
+def test_serve_refuses_bad_input_before_starting(argv, code, says, capsys):
+    assert main(["serve", *argv]) == code
+    assert says in capsys.readouterr().err
+
+
+def test_serve_refuses_a_port_in_use(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--db", "duckdb:////x.duckdb"]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_seed_names_a_folder_it_cannot_create(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["seed", "--db", f"duckdb:///{blocker}/sub/x.duckdb", "--days", "1"]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import port_for
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
+from analytics_core.sources.database import make_engine
 from tests.servers import postgres_server, redis_server
 
 
@@ -65,3 +66,16 @@ def test_a_configured_url_wins(monkeypatch, redis_url):
     with redis_server() as server:
         assert server.url == redis_url and server.started_pid is None
         assert redis.Redis.from_url(server.url).ping()
+
+
+def test_a_port_that_answers_but_is_not_usable_gets_a_server_of_our_own(monkeypatch, redis_url):
+    """E.g. a stock cluster that wants a password: the tests start their own, not skip."""
+    monkeypatch.delenv("TEST_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TEST_PG_PORT", str(make_url(redis_url).port))  # Redis, not PostgreSQL
+    with postgres_server() as server:
+        assert server.started_pid is not None
+        assert server.admin_url.port != make_url(redis_url).port
+        engine = make_engine(server.url_for("postgres"))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 6 * 7")).scalar() == 42
+        engine.dispose()

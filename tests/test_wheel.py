@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def installed(tmp_path_factory) -> Path:
     """The venv's bin directory, with the project's wheel (and only it) installed."""
     work = tmp_path_factory.mktemp("wheel")
+    # sdist first, then the wheel from the unpacked sdist: a clean build, never one that
+    # reuses the checkout's build/ folder (which can keep files deleted since).
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(ROOT)],
         check=True,
         capture_output=True,
         cwd=work,
@@ -102,14 +104,12 @@ def test_seed_export_and_demo(installed, user_env, tmp_path):
     assert not list(installed.parent.rglob("*.duckdb"))  # never inside the venv
 
 
-def test_serve_answers_health(installed, user_env, tmp_path):
+def test_serve_prepares_the_demo_and_answers_health(installed, user_env, tmp_path):
     cwd = tmp_path / "empty"
     cwd.mkdir()
-    db = f"duckdb:///{tmp_path / 'data.duckdb'}"
-    assert run(installed, user_env, cwd, "seed", "--db", db, "--days", "2").returncode == 0
     port = port_for.select_random()
     server = subprocess.Popen(
-        [str(installed / "analytics"), "serve", "--port", str(port), "--db", db],
+        [str(installed / "analytics"), "serve", "--port", str(port)],
         env=user_env,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -128,6 +128,8 @@ def test_serve_answers_health(installed, user_env, tmp_path):
         assert health == "ok", server.stdout.read1().decode() if server.stdout else ""
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as page:
             assert page.status == 200
+        # With no database configured it serves the demo, made in the per-user data dir.
+        assert (Path(user_env["XDG_DATA_HOME"]) / "anomaly-analytics" / "demo.duckdb").exists()
     finally:
         server.terminate()  # the pid is Streamlit's own: serve exec'd into it
         server.wait(timeout=20)

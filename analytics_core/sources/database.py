@@ -54,7 +54,7 @@ def make_engine(url: str, read_only: bool = True) -> Engine:
                 raise SourceUnavailable(
                     "primary database",
                     f"DuckDB file {database!r} does not exist",
-                    "Run `make run` (creates the demo database) or "
+                    "Run `analytics demo` (creates the demo database) or "
                     "`analytics seed --db duckdb:///PATH`",
                 )
             connect_args["read_only"] = True

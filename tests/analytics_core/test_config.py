@@ -31,11 +31,11 @@ def write(tmp_path, text: str, name: str = "analytics.yml"):
 
 
 def test_shipped_config_loads():
-    config = load_config("analytics_core/defaults/analytics.yml")
+    config = load_config(DEFAULT_CONFIG_PATH)
     assert config.dashboard.refresh_interval_seconds == 300
     assert {r.kpi for r in config.alerts} >= {"error_rate", "p95_ms"}
     assert config.costs.currency == "USD"
-    assert config.path == "analytics_core/defaults/analytics.yml"
+    assert config.path == str(DEFAULT_CONFIG_PATH)
 
 
 def test_env_expansion_with_defaults(tmp_path, monkeypatch):
@@ -188,6 +188,14 @@ def test_alert_rule_from_code():
         ("dashbord:\n  title: x\n", "dashbord", "one of the sections dashboard, data_sources"),
         ("path: x\n", "path", "one of the sections"),
         ("dashboard:\n  title: ${NOT_SET_ANYWHERE}\n", "${NOT_SET_ANYWHERE}", "to be set"),
+        ("dashboard:\n  title: ${NOT_SET_ANYWHERE}\n", "dashboard.title", "to be set"),
+        # keys YAML reads as numbers, and a rule naming its own KPI
+        ("dashboard:\n  1: x\n", "dashboard.1", "a key that is a name"),
+        ("1: x\n", "1", "a key that is a name"),
+        ("dashboard:\n  title: x\n  0: y\n", "dashboard.0", "a key that is a name"),
+        ("insights:\n  capacity: {1: 3}\n", "insights.capacity.1", "a key that is a name"),
+        ("alerts:\n  p95_ms: {above: 1, kpi: error_rate}\n", "alerts", "without a `kpi:` key"),
+        ("insights:\n  capacity: {requests_per_day: ${X}}\n", "line 2", "quote a ${VAR}"),
         ("dashboard: [1, 2\n", "line 2", "valid YAML"),
         ("- just a list\n", "(top level)", "a mapping of sections"),
     ],
@@ -219,6 +227,13 @@ def test_alert_duration_and_default_sensitivity(tmp_path):
     config = load_config(write(tmp_path, "alerts:\n  p95_ms: {above: 9, for: 90min}\n"))
     assert config.alerts[0].for_duration.total_seconds() == 5400
     assert config.insights.sensitivity == 4.0  # the evaluated default (bench/INSIGHTS.md)
+
+
+def test_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.yml"
+    path.write_bytes("dashboard:\n  title: Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(path)
 
 
 def test_missing_file(tmp_path):
