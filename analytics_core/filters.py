@@ -41,6 +41,11 @@ class Filters:
     def length(self) -> timedelta:
         return self.end - self.start
 
+    def observed_end(self, now: datetime) -> datetime:
+        """``min(end, now)``, never before ``start``: where the range's data can end. Time
+        after it has not happened, so it is neither drawn nor scored."""
+        return min(self.end, max(now, self.start))
+
     def previous(self) -> Filters:
         """The period of equal length just before this one."""
         return replace(self, start=self.start - self.length, end=self.start)

@@ -231,12 +231,28 @@ MIN_BUCKET_EVENTS: dict[str, int] = {
 _SUPPORT = {"detection_trend": "detections", "performance_trend": "requests"}
 
 
+def min_events(key: str) -> tuple[str, int] | None:
+    """(count column, minimum events) behind a per-bucket rate or percentile column;
+    None for volumes, which mean something in any bucket."""
+    minimum = MIN_BUCKET_EVENTS.get(key, 0)
+    support = _SUPPORT.get(TREND_COLUMN[key][0]) if key in TREND_COLUMN else None
+    return (support, minimum) if support and minimum else None
+
+
 def bucket_values(frame, key: str):
     """A KPI's per-bucket values from its trend frame, NaN where too few events back them."""
-    series_name, column = TREND_COLUMN[key]
+    values = frame[TREND_COLUMN[key][1]].astype(float)
+    need = min_events(key)
+    if need and need[0] in frame.columns:
+        values = values.where(frame[need[0]] >= need[1])
+    return values
+
+
+def judged(frame, column: str):
+    """A trend column as charts should draw it: rates and percentiles of buckets with
+    too few events as NaN (a gap, not a spike), volumes unchanged."""
     values = frame[column].astype(float)
-    support = _SUPPORT.get(series_name)
-    minimum = MIN_BUCKET_EVENTS.get(key, 0)
-    if support and minimum and support in frame.columns:
-        values = values.where(frame[support] >= minimum)
+    need = min_events(column) if column in TREND_COLUMN else None
+    if need and need[0] in frame.columns:
+        values = values.where(frame[need[0]] >= need[1])
     return values

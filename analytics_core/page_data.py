@@ -3,8 +3,8 @@ exports write are the same object, so a download is exactly what is on screen.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -77,14 +77,16 @@ def build_page(
     # A previous period reaching back before the data began would compare with
     # zeros that only mean "not recorded yet": then there is no previous value.
     began = first_event(engine)
-    covered = began is not None and began <= filters.previous().start
-    previous = (
-        _all_kpis(engine, config, filters.previous(), now) if covered else dict.fromkeys(current)
-    )
+    observed = filters.observed_end(now) - filters.start
+    covered = began is not None and began <= filters.previous().start and observed > timedelta(0)
+    # A range reaching past now is compared with as much of the previous period as has
+    # happened of this one: its hours still to come are not a drop.
+    before = replace(filters.previous(), end=filters.previous().start + observed)
+    previous = _all_kpis(engine, config, before, now) if covered else dict.fromkeys(current)
     keys = PAGE_KPIS[page]
-    trends = trend_series(engine, config, filters)
+    trends = trend_series(engine, config, filters, now)
     if covered:
-        previous_trends = trend_series(engine, config, filters.previous())
+        previous_trends = trend_series(engine, config, before, now)
         alpha = config.insights.change_alpha
         changes = kpi_changes(current, previous, trends, previous_trends, alpha)
     else:

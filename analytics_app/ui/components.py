@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -15,7 +16,7 @@ import streamlit as st
 
 from analytics_core.exports import to_csv, to_json
 from analytics_core.insights import Insight
-from analytics_core.kpis import KPIS, delta_color, format_delta, format_kpi
+from analytics_core.kpis import KPIS, delta_color, format_delta, format_kpi, judged, min_events
 from analytics_core.page_data import PageData
 
 _SEVERITY_ICON = {
@@ -48,7 +49,8 @@ def kpi_cards(
             chart = None
             if sparklines and key in sparklines:
                 series, column = sparklines[key]
-                chart = data.series[series][column].dropna().tolist()
+                frame = _complete(data.series[series])  # a half-counted bucket is no dip
+                chart = judged(frame, column).dropna().tolist()
             with col:
                 st.metric(
                     KPIS[key].label,
@@ -82,6 +84,97 @@ def empty_state(data: PageData) -> bool:
     return False
 
 
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[~frame["partial"].astype(bool)] if "partial" in frame.columns else frame
+
+
+_COLORS = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#ca8a04")
+
+
+def trend_figure(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    title: str,
+    kind: str = "line",
+    percent: bool = False,
+) -> go.Figure:
+    """``columns`` against the bucket: partial buckets (the series' ``partial`` flag)
+    faded and dashed, labelled "partial"; rates and percentiles of buckets with too few
+    events left as gaps, with the events behind each point on hover."""
+    fig = go.Figure()
+    x = frame["bucket"]
+    partial = (
+        frame["partial"].astype(bool).reset_index(drop=True)
+        if "partial" in frame.columns
+        else pd.Series(False, index=range(len(frame)))
+    )
+    note = np.where(partial, " (partial)", "")
+    value_format = ":.2%" if percent else ":,.4~g"
+    for n, column in enumerate(columns):
+        label = column.replace("_", " ")
+        color = _COLORS[n % len(_COLORS)]
+        values = judged(frame, column).reset_index(drop=True)
+        need = min_events(column) if column in KPIS else None
+        if need and need[0] in frame.columns:
+            counts = frame[need[0]].to_numpy()
+            extra = f"<br>%{{customdata[1]:,}} {need[0]}"
+        else:
+            counts, extra = np.zeros(len(frame), dtype=int), ""
+        custom = np.column_stack([note, counts])
+        hover = f"{label}%{{customdata[0]}}: %{{y{value_format}}}<br>%{{x}}{extra}<extra></extra>"
+        common = {"x": x, "customdata": custom, "hovertemplate": hover, "legendgroup": label}
+        if kind == "bar":
+            fig.add_trace(
+                go.Bar(
+                    y=values,
+                    name=label,
+                    marker={
+                        "color": color,
+                        "opacity": np.where(partial, 0.35, 1.0).tolist(),
+                        "pattern": {"shape": np.where(partial, "/", "").tolist()},
+                    },
+                    text=np.where(partial, "partial", "").tolist(),
+                    textposition="outside",
+                    **common,
+                )
+            )
+            continue
+        fig.add_trace(
+            go.Scatter(y=values.where(~partial), mode="lines", name=label,
+                       line={"color": color}, **common)
+        )  # fmt: skip
+        if partial.any():
+            # Dashed from the last complete point into each partial one, so the line
+            # does not break but the unfinished bucket does not read as a real drop.
+            near = (
+                partial | partial.shift(1, fill_value=False) | partial.shift(-1, fill_value=False)
+            )
+            fig.add_trace(
+                go.Scatter(
+                    y=values.where(near),
+                    mode="lines+markers+text",
+                    name=f"{label} (partial)",
+                    line={"color": color, "dash": "dash"},
+                    marker={"symbol": "circle-open", "size": np.where(partial, 8, 0).tolist()},
+                    opacity=0.55,
+                    text=np.where(partial, "partial", "").tolist(),
+                    textposition="top center",
+                    **common,
+                )
+            )
+    fig.update_layout(
+        title=title,
+        barmode="group",  # grouped, not stacked: series such as detections and failed overlap
+        legend_title_text="",
+        xaxis_title="",
+        yaxis_title="",
+        height=320,
+    )
+    if percent:
+        fig.update_yaxes(tickformat=".1%")
+    return fig
+
+
 def trend_chart(
     frame: pd.DataFrame,
     columns: Sequence[str],
@@ -90,18 +183,7 @@ def trend_chart(
     percent: bool = False,
 ) -> None:
     """A time series chart of ``columns`` against the bucket column."""
-    labels = {c: c.replace("_", " ") for c in columns}
-    if kind == "bar":
-        # Grouped, not stacked: series such as detections and failed overlap.
-        fig = px.bar(
-            frame, x="bucket", y=list(columns), title=title, labels=labels, barmode="group"
-        )
-    else:
-        fig = px.line(frame, x="bucket", y=list(columns), title=title, labels=labels, markers=False)
-    fig.update_layout(legend_title_text="", xaxis_title="", yaxis_title="", height=320)
-    if percent:
-        fig.update_yaxes(tickformat=".1%")
-    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(trend_figure(frame, columns, title, kind, percent), width="stretch")
 
 
 def gauge(value: float | None, title: str, low: float = 0.95) -> None:
@@ -205,6 +287,19 @@ def _evidence_chart(evidence: pd.DataFrame, title: str) -> go.Figure:
                 mode="lines",
                 name="threshold",
                 line={"dash": "dash", "color": "#dc2626", "width": 1},
+            )
+        )
+    if "unjudged" in evidence.columns and evidence["unjudged"].notna().any():
+        small = evidence[evidence["unjudged"].notna()]
+        fig.add_trace(
+            go.Scatter(
+                x=small["bucket"],
+                y=small["unjudged"],
+                mode="markers",
+                name="too few events to judge",
+                marker={"color": "#9ca3af", "symbol": "circle-open", "size": 8},
+                customdata=small["events"],
+                hovertemplate="%{y}<br>%{x}<br>%{customdata:,} events<extra></extra>",
             )
         )
     if "flagged" in evidence.columns and evidence["flagged"].any():

@@ -63,11 +63,14 @@ BUCKET_WIDTH = {
 MIN_RELEVANT_CHANGE = 0.10
 
 
-def trend_series(engine: Engine, config: Config, filters: Filters) -> dict[str, pd.DataFrame]:
+def trend_series(
+    engine: Engine, config: Config, filters: Filters, now: datetime | None = None
+) -> dict[str, pd.DataFrame]:
+    """The three trends up to ``now`` (default: the clock), with their ``partial`` flag."""
     return {
-        "detection_trend": detection.trend(engine, filters),
-        "performance_trend": performance.trend(engine, filters),
-        "business_trend": business.trend(engine, filters, config.costs),
+        "detection_trend": detection.trend(engine, filters, now),
+        "performance_trend": performance.trend(engine, filters, now),
+        "business_trend": business.trend(engine, filters, config.costs, now),
     }
 
 
@@ -82,17 +85,24 @@ def build_insights(
     now: datetime,
     tables: dict[str, pd.DataFrame] | None = None,
 ) -> list[Insight]:
-    """``series`` are the range's trends at its granularity; ``tables`` the bottleneck
-    tables when the caller already has them."""
+    """``series`` are the range's trends at its granularity, up to ``now``; ``tables`` the
+    bottleneck tables when the caller already has them. Every detector sees the range
+    only up to ``min(end, now)`` and skips partial buckets."""
     currency = config.costs.currency
     if tables is None:
         tables = bottleneck_tables(engine, filters, current, previous)
     found: list[Insight] = []
+    observed_days = (filters.observed_end(now) - filters.start).total_seconds() / 86400
     found += check_thresholds(
-        config.alerts, current, series, currency, BUCKET_WIDTH[filters.granularity]
+        config.alerts,
+        current,
+        series,
+        currency,
+        BUCKET_WIDTH[filters.granularity],
+        observed_days=observed_days,
     )
-    found += metric_anomalies(engine, config, filters, current, tables["bottleneck_endpoints"])
-    found += metric_trends(engine, config, filters, series)
+    found += metric_anomalies(engine, config, filters, current, tables["bottleneck_endpoints"], now)
+    found += metric_trends(engine, config, filters, series, now)
     found += significant_changes(current, previous, changes, currency)
     found += bottleneck_insights(tables)
     found += capacity_insights(engine, config, filters, now)
@@ -123,10 +133,12 @@ def _since_first_activity(frame: pd.DataFrame, series: str) -> pd.DataFrame:
     return frame.iloc[int(active.argmax()) :].reset_index(drop=True)
 
 
-def _complete(frame: pd.DataFrame, filters: Filters, granularity: str) -> pd.DataFrame:
-    """Drop a last bucket that the range ends inside: its counts are not in yet."""
-    ends = bucket_end(frame["bucket"], granularity)
-    return frame[ends <= pd.Timestamp(filters.end)].reset_index(drop=True)
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop partial buckets (the running hour or day, a first or last bucket the range
+    cuts): their counts are not all in, and a half-counted bucket reads as a drop."""
+    if "partial" not in frame.columns:
+        return frame
+    return frame[~frame["partial"].astype(bool)].reset_index(drop=True)
 
 
 def _episodes(flags: pd.Series) -> list[tuple[int, int]]:
@@ -149,22 +161,22 @@ def metric_anomalies(
     filters: Filters,
     current: dict[str, float | int | None],
     endpoints: pd.DataFrame,
+    now: datetime | None = None,
 ) -> list[Insight]:
-    """``endpoints``: the range's endpoint shares, the usual picture an episode is set against."""
+    """``endpoints``: the range's endpoint shares, the usual picture an episode is set against.
+    Only buckets complete by ``now`` are scored or used as history."""
     hourly = filters.length <= timedelta(days=31)
     history = replace(
         filters,
         start=filters.start - (HOURLY_HISTORY if hourly else DAILY_HISTORY),
         granularity="hour" if hourly else "day",
     )
-    frames = trend_series(engine, config, history)
+    frames = trend_series(engine, config, history, now)
     sensitivity = config.insights.sensitivity
     out: list[Insight] = []
     learning: dict[str, list[str]] = {}
     for metric in WATCHED:
-        frame = _since_first_activity(
-            _complete(frames[metric.series], filters, history.granularity), metric.series
-        )
+        frame = _since_first_activity(_complete(frames[metric.series]), metric.series)
         values = bucket_values(frame, metric.kpi)
         scored = anomalies.detect(
             frame["bucket"], values, sensitivity=sensitivity, step=BUCKET_WIDTH[history.granularity]
@@ -366,16 +378,12 @@ def _anomaly_recommendation(
 # --- trends ----------------------------------------------------------------------------
 
 
-def _complete_days(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
-    """Drop partial first/last days, which would bias a daily trend or forecast."""
-    keep = (frame["bucket"] >= _start(filters)) & (
-        bucket_end(frame["bucket"], "day") <= pd.Timestamp(filters.end)
-    )
-    return frame[keep].reset_index(drop=True)
-
-
 def metric_trends(
-    engine: Engine, config: Config, filters: Filters, series: dict[str, pd.DataFrame]
+    engine: Engine,
+    config: Config,
+    filters: Filters,
+    series: dict[str, pd.DataFrame],
+    now: datetime | None = None,
 ) -> list[Insight]:
     if filters.length < timedelta(days=8):
         return []
@@ -383,11 +391,12 @@ def metric_trends(
     frames = (
         series
         if filters.granularity == "day"
-        else trend_series(engine, config, replace(filters, granularity="day"))
+        else trend_series(engine, config, replace(filters, granularity="day"), now)
     )
     out = []
     for metric in WATCHED:
-        frame = _since_first_activity(_complete_days(frames[metric.series], filters), metric.series)
+        # Partial first/last days would bias a daily trend.
+        frame = _since_first_activity(_complete(frames[metric.series]), metric.series)
         values = bucket_values(frame, metric.kpi)
         found = trends.detect_trend(frame["bucket"], values, alpha=config.insights.trend_alpha)
         if found is None or not found.significant:
@@ -521,8 +530,9 @@ def kpi_changes(
             trend = TREND_COLUMN.get(key)
             cur_values = prev_values = []
             if trend and trend[0] in series and trend[0] in previous_series:
-                cur_values = series[trend[0]][trend[1]].dropna().tolist()
-                prev_values = previous_series[trend[0]][trend[1]].dropna().tolist()
+                # Partial buckets hold part of a bucket's events: not a sample of it.
+                cur_values = _complete(series[trend[0]])[trend[1]].dropna().tolist()
+                prev_values = _complete(previous_series[trend[0]])[trend[1]].dropna().tolist()
             out[key] = compare.compare_samples(
                 cur_values,
                 prev_values,
@@ -699,10 +709,10 @@ CAPACITY_METRICS = {
 def capacity_insights(
     engine: Engine, config: Config, filters: Filters, now: datetime
 ) -> list[Insight]:
-    end = min(filters.end, now)
+    end = filters.observed_end(now)
     span = replace(filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
     frame = _since_first_activity(
-        _complete_days(business.trend(engine, span, config.costs), span), "business_trend"
+        _complete(business.trend(engine, span, config.costs, now)), "business_trend"
     )
     out = []
     for name, (column, label, kpi) in CAPACITY_METRICS.items():

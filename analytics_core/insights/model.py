@@ -26,6 +26,8 @@ EVIDENCE_COLUMNS = (
     "threshold",
     "flagged",
     "forecast",
+    "unjudged",  # values of buckets with too few events to judge, drawn apart
+    "events",  # the events behind each bucket's value
 )
 
 

@@ -3,6 +3,7 @@ algorithm and endpoint filters do not (cost covers all of a tenant's usage)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import reduce
 
 import pandas as pd
@@ -120,9 +121,11 @@ def _grouped(stmt: Select, key) -> Select:
     return stmt.group_by(key).order_by(key)
 
 
-def trend(engine: Engine, filters: Filters, costs: Costs) -> pd.DataFrame:
-    """Per bucket: active_users, new_users, sessions, api_calls, data_processed_gb,
-    compute_hours, cost."""
+def trend(
+    engine: Engine, filters: Filters, costs: Costs, now: datetime | None = None
+) -> pd.DataFrame:
+    """Per bucket up to ``now``: active_users, new_users, sessions, api_calls,
+    data_processed_gb, compute_hours, cost, partial (see :func:`fill_buckets`)."""
     events = _active_user_events(filters, with_bucket=True)
     frames = [
         read_frame(
@@ -155,10 +158,11 @@ def trend(engine: Engine, filters: Filters, costs: Costs) -> pd.DataFrame:
         lambda a, b: a.merge(b, on="bucket", how="outer"),
         [f.assign(bucket=pd.to_datetime(f["bucket"]).dt.tz_localize(None)) for f in frames],
     )
-    out = fill_buckets(merged, filters, _TREND_COUNTS)
+    out = fill_buckets(merged, filters, _TREND_COUNTS, now)
     out["data_processed_gb"] = out["data_processed_gb"].fillna(0.0)
     out["compute_hours"] = out["compute_hours"].fillna(0.0)
     out["cost"] = cost(out["compute_hours"], out["data_processed_gb"], out["api_calls"], costs)
+    out["partial"] = out.pop("partial")  # last, as in the other trends
     return out
 
 

@@ -8,6 +8,7 @@ Filter values are bound parameters; the bucket width comes from an allow-list.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -126,13 +127,25 @@ def bucket_index(filters: Filters) -> pd.DatetimeIndex:
     return _localize(local, filters.tz).rename("bucket")
 
 
-def fill_buckets(frame: pd.DataFrame, filters: Filters, counts: Sequence[str]) -> pd.DataFrame:
-    """Reindex a per-bucket aggregate onto every bucket of the range.
+def fill_buckets(
+    frame: pd.DataFrame,
+    filters: Filters,
+    counts: Sequence[str],
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Reindex a per-bucket aggregate onto every bucket of the range that has begun.
 
     Empty buckets get 0 for the ``counts`` columns (nothing happened) and NaN
-    for rates and percentiles (nothing to measure).
+    for rates and percentiles (nothing to measure). Buckets starting at or after the
+    observed end (``min(end, now)``, default now) are left out: a zero there would
+    read as a drop that never happened. ``partial`` marks buckets the observed range
+    covers only in part (a first bucket the range starts inside, the running hour or
+    day, a last bucket the range ends inside): their counts are incomplete, so charts
+    draw them apart and detectors skip them.
     """
+    observed = pd.Timestamp(filters.observed_end(now or datetime.now(UTC)))
     index = bucket_index(filters)
+    index = index[index < observed] if observed > pd.Timestamp(filters.start) else index[:0]
     if frame.empty:
         out = pd.DataFrame(index=index, columns=[c for c in frame.columns if c != "bucket"])
     else:
@@ -144,7 +157,10 @@ def fill_buckets(frame: pd.DataFrame, filters: Filters, counts: Sequence[str]) -
             out[col] = pd.to_numeric(out[col]).fillna(0).astype("int64")
         else:
             out[col] = pd.to_numeric(out[col]).astype("float64")
-    return out.reset_index()
+    out = out.reset_index()
+    starts, ends = out["bucket"], bucket_end(out["bucket"], filters.granularity)
+    out["partial"] = ((starts < pd.Timestamp(filters.start)) | (ends > observed)).astype(bool)
+    return out
 
 
 def numeric(frame: pd.DataFrame, counts: Sequence[str], floats: Sequence[str]) -> pd.DataFrame:

@@ -3,6 +3,8 @@ and ``detection_feedback``. Tenant and algorithm filters apply."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 
@@ -83,9 +85,9 @@ def kpis(engine: Engine, filters: Filters) -> dict[str, float | int | None]:
 _TREND_COUNTS = ("detections", "failed", "anomalies")
 
 
-def trend(engine: Engine, filters: Filters) -> pd.DataFrame:
-    """Per bucket: detections, failed, anomalies, anomaly_rate, avg_confidence,
-    avg_execution_ms, p95_execution_ms."""
+def trend(engine: Engine, filters: Filters, now: datetime | None = None) -> pd.DataFrame:
+    """Per bucket up to ``now``: detections, failed, anomalies, anomaly_rate, avg_confidence,
+    avg_execution_ms, p95_execution_ms, partial (see :func:`fill_buckets`)."""
     inner = (
         select(bucket(dr.c.created_at, filters).label("bucket"), *dr.c)
         .where(_where(filters))
@@ -96,7 +98,7 @@ def trend(engine: Engine, filters: Filters) -> pd.DataFrame:
         .group_by(inner.c.bucket)
         .order_by(inner.c.bucket)
     )
-    return fill_buckets(read_frame(engine, stmt), filters, _TREND_COUNTS)
+    return fill_buckets(read_frame(engine, stmt), filters, _TREND_COUNTS, now)
 
 
 def by_algorithm(engine: Engine, filters: Filters) -> pd.DataFrame:

@@ -45,9 +45,7 @@ def _aggregates(c=ar.c):
 def observed_seconds(filters: Filters, now: datetime | None = None) -> float:
     """Seconds of the range that have happened: a range reaching into the future
     would otherwise dilute throughput with time that has not come yet."""
-    now = now or datetime.now(UTC)
-    end = min(filters.end, max(now, filters.start))
-    return (end - filters.start).total_seconds()
+    return (filters.observed_end(now or datetime.now(UTC)) - filters.start).total_seconds()
 
 
 def kpis(
@@ -69,15 +67,17 @@ def kpis(
     }
 
 
-def trend(engine: Engine, filters: Filters) -> pd.DataFrame:
-    """Per bucket: requests, errors, error_rate, avg_ms, p50_ms, p95_ms, p99_ms."""
+def trend(engine: Engine, filters: Filters, now: datetime | None = None) -> pd.DataFrame:
+    """Per bucket up to ``now``: requests, errors, error_rate, avg_ms, p50_ms, p95_ms,
+    p99_ms, partial (see :func:`fill_buckets`)."""
     inner = (
         select(bucket(ar.c.ts, filters).label("bucket"), ar.c.status_code, ar.c.duration_ms)
         .where(_where(filters))
         .subquery()
     )
     stmt = select(inner.c.bucket, *_aggregates(inner.c)).group_by(inner.c.bucket)
-    return fill_buckets(read_frame(engine, stmt.order_by(inner.c.bucket)), filters, _COUNTS)
+    frame = read_frame(engine, stmt.order_by(inner.c.bucket))
+    return fill_buckets(frame, filters, _COUNTS, now)
 
 
 def by_endpoint(engine: Engine, filters: Filters) -> pd.DataFrame:

@@ -195,3 +195,24 @@ def test_hourly_buckets_keep_both_hours_when_clocks_go_back(dst_url):
     assert hourly["requests"].tolist() == [0, 1, 1, 0]
     assert daily["bucket"].tolist() == [pd.Timestamp("2026-11-01", tz="America/New_York")]
     assert daily["requests"].tolist() == [2]
+
+
+def test_trend_stops_at_now_and_flags_the_running_bucket(engine, dataset):
+    # A range reaching two days past now, which sits inside the 05:00 hour of day 4.
+    now = (T0 + pd.Timedelta(days=3, hours=5, minutes=30)).to_pydatetime()
+    f = _filters((T0, T0 + pd.Timedelta(days=5)), granularity="hour")
+    got = performance.trend(engine, f, now)
+    want_buckets = pd.date_range(T0, T0 + pd.Timedelta(days=3, hours=5), freq="h")
+    assert got["bucket"].tolist() == list(want_buckets)  # no zero-filled future hours
+    assert got["partial"].tolist() == [False] * (len(want_buckets) - 1) + [True]
+    r = dataset.api_requests
+    complete = r[r.ts < want_buckets[-1]]
+    counts = complete.groupby(complete.ts.dt.floor("h")).size()
+    np.testing.assert_array_equal(got.set_index("bucket").loc[counts.index, "requests"], counts)
+    # A range starting inside a day: its first daily bucket is partial.
+    daily = detection.trend(
+        engine, _filters((T0 + pd.Timedelta(hours=6), T0 + pd.Timedelta(days=3)), "day")
+    )
+    assert daily["partial"].tolist() == [True, False, False]
+    business_rows = business.trend(engine, f, COSTS, now)
+    assert business_rows["bucket"].max() == want_buckets[-1] and business_rows["partial"].iloc[-1]

@@ -3,13 +3,14 @@ evidence and recommendations drawn from their own numbers."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from analytics_core.config import load_config
-from analytics_core.filters import make_filters
+from analytics_core.config import AlertRule, load_config
+from analytics_core.filters import date_range, make_filters
 from analytics_core.page_data import build_page
 from analytics_core.seed import ANOMALY_JUMP_DETECTOR, LATENCY_SPIKE_ENDPOINT, incidents, seed
 from analytics_core.sources.database import make_engine
@@ -157,3 +158,104 @@ def test_an_episode_that_ended_is_resolved_not_active(feed_7d):
     [p95] = [i for i in feed_7d.insights if i.kind == "anomaly" and i.kpi == "p95_ms"]
     assert p95.status == "resolved" and p95.details["episode_end"] is not None
     assert pd.Timestamp(p95.details["episode_end"]) <= spike.end + pd.Timedelta(hours=2)
+
+
+# --- a range reaching past now (the custom preset's default: whole days up to today) ---
+
+NOW = END - timedelta(minutes=13)  # 14:47: the 14:00 hour and today are still running
+
+
+def _build(demo_url, filters, config=None):
+    engine = make_engine(demo_url)
+    try:
+        return build_page(engine, config or load_config(), "insights", filters, now=NOW)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["hour", "day"])
+def feed_today(demo_url, request):
+    """The reported case: a custom range of whole days ending tomorrow midnight, seen at
+    14:47 today; hourly (today only) and daily (the last seven days)."""
+    first = date(2026, 3, 4) if request.param == "hour" else date(2026, 2, 26)
+    start, end = date_range(first, date(2026, 3, 4), "UTC")
+    config = load_config()
+    # Fires on every bucket: shows where the threshold check stops looking.
+    always = AlertRule(kpi="p50_ms", above=0.0, severity="warning")
+    config = config.model_copy(update={"alerts": (*config.alerts, always)})
+    filters = make_filters(start, end)
+    assert filters.granularity == request.param
+    return _build(demo_url, filters, config), pd.Timestamp(start)
+
+
+def _stamps(text: str) -> list[pd.Timestamp]:
+    return [pd.Timestamp(s, tz="UTC") for s in re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", text)]
+
+
+def test_nothing_after_now_in_any_series(feed_today):
+    data, start = feed_today
+    g = data.filters.granularity
+    running = pd.Timestamp(NOW).floor("h" if g == "hour" else "D")
+    # Independently: every bucket from the range's start to the one holding now.
+    want = pd.date_range(start, running, freq="h" if g == "hour" else "D")
+    for name in ("detection_trend", "performance_trend", "business_trend"):
+        frame = data.series[name]
+        assert frame["bucket"].tolist() == list(want), name  # no zero-filled future buckets
+        assert frame["partial"].tolist() == [b == running for b in want], name
+
+
+def test_no_story_or_evidence_reaches_the_running_bucket(feed_today):
+    data, _ = feed_today
+    hour = pd.Timestamp(NOW).floor("h")  # nothing from the running hour on
+    running = hour if data.filters.granularity == "hour" else pd.Timestamp(NOW).floor("D")
+    assert data.insights
+    for insight in data.insights:
+        for stamp in _stamps(insight.message):
+            assert stamp <= hour, insight.message
+        for key in ("episode_start", "episode_end", "alarm_at", "deviation_start"):
+            if insight.details.get(key):
+                assert pd.Timestamp(insight.details[key]) <= hour, (key, insight.message)
+        evidence = insight.evidence
+        if evidence is not None and "bucket" in evidence.columns:
+            past = evidence[evidence["forecast"].isna()] if "forecast" in evidence else evidence
+            assert (pd.to_datetime(past["bucket"], utc=True) < hour).all(), insight.message
+        if insight.kind == "threshold" and evidence is not None:
+            # Page-granularity buckets: the partial one is left out, not judged.
+            assert (pd.to_datetime(evidence["bucket"], utc=True) < running).all()
+    # The always-breached rule fires from the first bucket to the last complete one.
+    always = next(i for i in data.insights if i.kind == "threshold" and i.kpi == "p50_ms")
+    assert always.status == "firing"
+    assert pd.to_datetime(always.evidence["bucket"], utc=True).max() == running - (
+        pd.Timedelta(hours=1) if data.filters.granularity == "hour" else pd.Timedelta(days=1)
+    )
+    # The reported symptoms: no volume drops "since" an hour that has not come.
+    for insight in data.insights:
+        if insight.kind == "anomaly" and "unusually low since" in insight.message:
+            assert _stamps(insight.message)[0] < hour
+
+
+def test_a_partial_first_bucket_is_flagged_and_never_judged(demo_url):
+    start = datetime(2026, 2, 26, 10, 30, tzinfo=UTC)  # mid-day: the first day is partial
+    data = _build(demo_url, make_filters(start, datetime(2026, 3, 5, tzinfo=UTC), "UTC", "day"))
+    frame = data.series["performance_trend"]
+    days = pd.date_range("2026-02-26", "2026-03-04", freq="D", tz="UTC")
+    assert frame["bucket"].tolist() == list(days)
+    assert frame["partial"].tolist() == [True] + [False] * 5 + [True]
+    for insight in data.insights:
+        if insight.kind in ("threshold", "trend") and insight.evidence is not None:
+            buckets = pd.to_datetime(insight.evidence["bucket"], utc=True)
+            assert buckets.min() >= days[1] and buckets.max() <= days[-2], insight.message
+
+
+def test_previous_period_is_compared_over_the_same_elapsed_time(demo_url):
+    start, end = date_range(date(2026, 3, 4), date(2026, 3, 4), "UTC")
+    data = _build(demo_url, make_filters(start, end))
+    engine = make_engine(demo_url)
+    try:
+        # Yesterday up to the same minute, not all of yesterday.
+        same = make_filters(start - timedelta(days=1), NOW - timedelta(days=1))
+        want = build_page(engine, load_config(), "insights", same, now=NOW).kpis
+    finally:
+        engine.dispose()
+    assert data.previous["requests"] == want["requests"]
+    assert data.previous["failed_detections"] == want["failed_detections"]
