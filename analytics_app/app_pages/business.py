@@ -2,26 +2,24 @@
 
 import streamlit as st
 
-from analytics_app.ui import components, data
+from analytics_app.ui import cards, charts, data, downloads, tables
 
 filters = data.current_filters()
 page = data.page_data("business", filters)
-components.header(
-    "Business", page, "The tenant filter applies; cost covers all of a tenant's usage."
-)
-if components.empty_state(page):
+cards.header("Business", page, "The tenant filter applies; cost covers all of a tenant's usage.")
+if cards.empty_state(page):
     st.stop()
 
-components.kpi_cards(page)
+cards.kpi_cards(page)
 trend = page.series["business_trend"]
 left, right = st.columns(2)
 with left:
-    components.trend_chart(trend, ["active_users", "new_users"], "Users")
-    components.trend_chart(trend, ["api_calls"], "API calls", "bar")
+    charts.trend_chart(trend, ["active_users", "new_users"], "Users")
+    charts.trend_chart(trend, ["api_calls"], "API calls", "bar")
 with right:
-    components.trend_chart(trend, ["sessions"], "Sessions", "bar")
-    components.trend_chart(trend, ["cost"], f"Cost ({page.currency})", "bar")
+    charts.trend_chart(trend, ["sessions"], "Sessions", "bar")
+    charts.trend_chart(trend, ["cost"], f"Cost ({page.currency})", "bar")
 
 st.subheader("By tenant")
-components.table(page.series["by_tenant"])
-components.downloads(page)
+tables.table(page.series["by_tenant"])
+downloads.downloads(page)

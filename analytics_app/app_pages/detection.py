@@ -2,27 +2,27 @@
 
 import streamlit as st
 
-from analytics_app.ui import components, data
+from analytics_app.ui import cards, charts, data, downloads, tables
 
 filters = data.current_filters()
 page = data.page_data("detection", filters)
-components.header("Detection", page, "Tenant and algorithm filters apply.")
-if components.empty_state(page):
+cards.header("Detection", page, "Tenant and algorithm filters apply.")
+if cards.empty_state(page):
     st.stop()
 
-components.kpi_cards(page)
+cards.kpi_cards(page)
 trend = page.series["detection_trend"]
 left, right = st.columns(2)
 with left:
-    components.trend_chart(trend, ["detections", "failed"], "Detections", "bar")
-    components.trend_chart(trend, ["avg_confidence"], "Average confidence (mean score)")
+    charts.trend_chart(trend, ["detections", "failed"], "Detections", "bar")
+    charts.trend_chart(trend, ["avg_confidence"], "Average confidence (mean score)")
 with right:
-    components.trend_chart(trend, ["anomaly_rate"], "Anomaly rate", percent=True)
-    components.trend_chart(trend, ["avg_execution_ms", "p95_execution_ms"], "Execution time (ms)")
+    charts.trend_chart(trend, ["anomaly_rate"], "Anomaly rate", percent=True)
+    charts.trend_chart(trend, ["avg_execution_ms", "p95_execution_ms"], "Execution time (ms)")
 
 st.subheader("By algorithm")
 algorithms = page.series["by_algorithm"]
-components.scatter(
+charts.scatter(
     algorithms.dropna(subset=["anomaly_rate", "p95_execution_ms"]),
     x="p95_execution_ms",
     y="anomaly_rate",
@@ -30,5 +30,5 @@ components.scatter(
     label="algorithm",
     title="Anomaly rate against p95 run time (size: detections)",
 )
-components.table(algorithms, percent_columns=["anomaly_rate", "false_positive_rate"])
-components.downloads(page)
+tables.table(algorithms, percent_columns=["anomaly_rate", "false_positive_rate"])
+downloads.downloads(page)

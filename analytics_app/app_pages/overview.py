@@ -2,15 +2,15 @@
 
 import streamlit as st
 
-from analytics_app.ui import components, data
+from analytics_app.ui import cards, charts, data, downloads, insights
 
 filters = data.current_filters()
 page = data.page_data("overview", filters)
-components.header("Overview", page)
-if components.empty_state(page):
+cards.header("Overview", page)
+if cards.empty_state(page):
     st.stop()
 
-components.kpi_cards(
+cards.kpi_cards(
     page,
     sparklines={
         "total_detections": ("detection_trend", "detections"),
@@ -22,17 +22,17 @@ components.kpi_cards(
     },
     per_row=3,
 )
-components.top_insights(page.insights)
+insights.top_insights(page.insights)
 
 left, right = st.columns(2)
 with left:
-    components.trend_chart(page.series["detection_trend"], ["detections"], "Detections", "bar")
-    components.trend_chart(
+    charts.trend_chart(page.series["detection_trend"], ["detections"], "Detections", "bar")
+    charts.trend_chart(
         page.series["performance_trend"], ["p50_ms", "p95_ms", "p99_ms"], "Latency (ms)"
     )
 with right:
-    components.trend_chart(
+    charts.trend_chart(
         page.series["detection_trend"], ["anomaly_rate"], "Anomaly rate", percent=True
     )
-    components.trend_chart(page.series["business_trend"], ["active_users"], "Active users")
-components.downloads(page)
+    charts.trend_chart(page.series["business_trend"], ["active_users"], "Active users")
+downloads.downloads(page)

@@ -2,29 +2,27 @@
 
 import streamlit as st
 
-from analytics_app.ui import components, data
+from analytics_app.ui import cards, charts, data, downloads, tables
 
 filters = data.current_filters()
 page = data.page_data("performance", filters)
-components.header(
-    "Performance", page, "Source: the API request log. Tenant and endpoint filters apply."
-)
-if components.empty_state(page):
+cards.header("Performance", page, "Source: the API request log. Tenant and endpoint filters apply.")
+if cards.empty_state(page):
     st.stop()
 
-components.kpi_cards(page)
+cards.kpi_cards(page)
 trend = page.series["performance_trend"]
 left, right = st.columns([2, 1])
 with left:
-    components.trend_chart(trend, ["p50_ms", "p95_ms", "p99_ms"], "Latency percentiles (ms)")
+    charts.trend_chart(trend, ["p50_ms", "p95_ms", "p99_ms"], "Latency percentiles (ms)")
 with right:
-    components.gauge(page.kpis["availability"], "Availability")
+    charts.gauge(page.kpis["availability"], "Availability")
 left, right = st.columns(2)
 with left:
-    components.trend_chart(trend, ["requests"], "Requests", "bar")
+    charts.trend_chart(trend, ["requests"], "Requests", "bar")
 with right:
-    components.trend_chart(trend, ["error_rate"], "Error rate (5xx)", percent=True)
+    charts.trend_chart(trend, ["error_rate"], "Error rate (5xx)", percent=True)
 
 st.subheader("By endpoint")
-components.table(page.series["by_endpoint"], percent_columns=["error_rate", "share"])
-components.downloads(page)
+tables.table(page.series["by_endpoint"], percent_columns=["error_rate", "share"])
+downloads.downloads(page)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics_app.ui.components import trend_figure
+from analytics_app.ui.charts import trend_figure
 from analytics_core.kpis import MIN_BUCKET_EVENTS
 
 
