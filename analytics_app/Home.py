@@ -1,5 +1,7 @@
 """Entry point: page config, the shared sidebar, and routing with st.navigation."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from analytics_app.ui import data, sidebar
@@ -7,15 +9,27 @@ from analytics_app.ui import data, sidebar
 cfg = data.config()
 st.set_page_config(page_title=cfg.dashboard.title, page_icon=":material/monitoring:", layout="wide")
 
-pages = [
-    st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("app_pages/detection.py", title="Detection", icon=":material/radar:"),
-    st.Page("app_pages/performance.py", title="Performance", icon=":material/speed:"),
-    st.Page("app_pages/business.py", title="Business", icon=":material/payments:"),
+specs = [
+    ("app_pages/overview.py", "Overview", ":material/dashboard:"),
+    ("app_pages/detection.py", "Detection", ":material/radar:"),
+    ("app_pages/performance.py", "Performance", ":material/speed:"),
+    ("app_pages/business.py", "Business", ":material/payments:"),
 ]
 if cfg.features.insights:
-    pages.append(st.Page("app_pages/insights.py", title="Insights", icon=":material/lightbulb:"))
+    specs.append(("app_pages/insights.py", "Insights", ":material/lightbulb:"))
+pages = [
+    st.Page(script, title=title, icon=icon, default=n == 0)
+    for n, (script, title, icon) in enumerate(specs)
+]
 page = st.navigation(pages)
+
+# st.navigation shows the default page for an unknown path without a word; say so.
+# A page's url path is its file name (the default page also answers at the root).
+url_paths = {Path(script).stem: title for script, title, _ in specs}
+requested = sidebar.requested_path(st.context.url, st.get_option("server.baseUrlPath"))
+note = sidebar.page_not_found(requested, url_paths)
+if note:
+    st.warning(note, icon=":material/link_off:")
 
 data.publish_filters(sidebar.show(cfg, data.catalog()))
 page.run()

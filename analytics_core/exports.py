@@ -4,7 +4,9 @@ JSON: ``{"page", "generated_at", "filters", "kpis", "previous", "changes", "seri
 "insights"}``; each insight carries its evidence rows.
 CSV: one table with a leading ``table`` column (``kpis``, each series name,
 ``insights``); the filters are recorded as ``# key: value`` comment lines on top,
-so ``pandas.read_csv(f, comment="#")`` reads it back.
+so ``pandas.read_csv(f, comment="#")`` reads it back. Timestamps are ISO 8601 in the
+filters' zone with their UTC offset, so the two 01:00 buckets of a DST fall-back night
+stay distinct; file names use the same zone and offset (:func:`file_stem`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from datetime import datetime
 
 import pandas as pd
 
+from analytics_core.filters import zone
 from analytics_core.insights import Insight
 from analytics_core.page_data import PageData
 from analytics_core.pages import EXPORT_FORMATS
@@ -74,11 +78,38 @@ def to_json(data: PageData) -> str:
     return json.dumps(to_dict(data), indent=2, allow_nan=False)
 
 
+def _local_stamp(value: object, tz: str) -> object:
+    """An aware timestamp as ISO text with its offset in ``tz``; anything else unchanged."""
+    if isinstance(value, datetime) and value.tzinfo is not None and not pd.isna(value):
+        return pd.Timestamp(value).tz_convert(tz).isoformat()
+    return value
+
+
+def _local_times(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """Aware datetime columns (typed or in object columns) as offset-carrying ISO text:
+    ``to_csv``'s ``date_format`` would drop the offset and merge DST-repeated hours."""
+    out = frame.copy()
+    for col in out.columns:
+        series = out[col]
+        if isinstance(series.dtype, pd.DatetimeTZDtype) or series.dtype == object:
+            out[col] = series.astype(object).map(lambda v: _local_stamp(v, tz))
+    return out
+
+
+def file_stem(data: PageData) -> str:
+    """``page_<start>_<end>`` in the page's zone with offsets, e.g.
+    ``performance_20261101T0000-0400_20261108T0000-0500``."""
+    z = zone(data.filters.tz)
+    start, end = data.filters.start.astimezone(z), data.filters.end.astimezone(z)
+    return f"{data.page}_{start:%Y%m%dT%H%M%z}_{end:%Y%m%dT%H%M%z}"
+
+
 def to_csv(data: PageData) -> str:
     header = [f"# page: {data.page}", f"# generated_at: {data.generated_at.isoformat()}"]
     for key, value in data.filters.as_dict().items():
         shown = ";".join(value) if isinstance(value, list) else value
         header.append(f"# {key}: {shown}")
+    header.append(f"# description: {data.filters.describe()}")
     parts = [
         pd.DataFrame(
             {
@@ -100,7 +131,10 @@ def to_csv(data: PageData) -> str:
             if insight.evidence is not None:
                 parts.append(insight.evidence.assign(table="insight_evidence", insight=n))
         parts.insert(1, pd.DataFrame(rows).assign(table="insights"))
-    table = pd.concat([p.astype(object) for p in parts], ignore_index=True, sort=False)
+    tz = data.filters.tz
+    table = pd.concat(
+        [_local_times(p, tz).astype(object) for p in parts], ignore_index=True, sort=False
+    )
     table = table[["table", *[c for c in table.columns if c != "table"]]]
     return "\n".join(header) + "\n" + table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S")
 

@@ -6,6 +6,7 @@ zone only decides bucket boundaries and how date-only input is read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +51,25 @@ class Filters:
         """The period of equal length just before this one."""
         return replace(self, start=self.start - self.length, end=self.start)
 
+    def describe(self, tenant_names: Mapping[str, str] | None = None) -> str:
+        """Every active filter in one line, times in the filter's zone, so a caption or an
+        export says what it covers (e.g. that it is one tenant only)."""
+        z = zone(self.tz)
+        start, end = self.start.astimezone(z), self.end.astimezone(z)
+        span = f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} ({self.tz})"
+        parts = [f"{span}, by {self.granularity}"]
+        names = tenant_names or {}
+        tenants = [f"{names[t]} ({t})" if t in names else t for t in self.tenants]
+        for label, values in (
+            ("tenant", tenants),
+            ("algorithm", self.algorithms),
+            ("endpoint", self.endpoints),
+        ):
+            if values:
+                plural = "s" if len(values) > 1 else ""
+                parts.append(f"{label}{plural} {', '.join(values)} only")
+        return "; ".join(parts)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "start": self.start.isoformat(),
@@ -62,18 +82,29 @@ class Filters:
         }
 
 
+# Longer echoed input is cut: a pasted 3,000-character value must not push the page away.
+CLIP_LENGTH = 60
+
+
+def clip(value: object, limit: int = CLIP_LENGTH) -> str:
+    """``value`` as text, cut to ``limit`` characters plus "…" when longer."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 # Files in the zone database that are not zones the databases know.
 _PSEUDO_ZONES = {"localtime", "posixrules", "Factory"}
 
 
 def zone(name: str) -> ZoneInfo:
     if name in _PSEUDO_ZONES or name.startswith(("posix/", "right/")):
-        raise InputError(f"time zone {name!r} is not an IANA zone name (e.g. Europe/Paris)")
+        raise InputError(f"time zone {clip(name)!r} is not an IANA zone name (e.g. Europe/Paris)")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name too long for the file system (e.g. a pasted 3,000-character value).
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InputError(
-            f"time zone {name!r} is not an IANA zone name (e.g. Europe/Paris)"
+            f"time zone {clip(name)!r} is not an IANA zone name (e.g. Europe/Paris)"
         ) from None
 
 

@@ -129,6 +129,15 @@ def is_missing(value: float | int | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _rate_scale(per_second: float) -> tuple[float, str]:
+    """Factor and unit for a rate in req/s: the first of req/s, req/min, req/h that reads
+    at least 1, so a quiet tenant shows "12.00 req/h", not "0.003 req/s"."""
+    for factor, unit in ((1, "req/s"), (60, "req/min")):
+        if abs(per_second) * factor >= 1:
+            return factor, unit
+    return 3600, "req/h"
+
+
 def format_kpi(key: str, value: float | int | None, currency: str = "USD") -> str:
     """Human text for a KPI value; a missing value reads "no data", never 0."""
     if is_missing(value):
@@ -142,7 +151,10 @@ def format_kpi(key: str, value: float | int | None, currency: str = "USD") -> st
     if unit == "ms":
         return f"{v:,.1f} ms"
     if unit == "rps":
-        return f"{v:,.3f} req/s"
+        if v == 0:
+            return "0 req/s"
+        factor, rate_unit = _rate_scale(v)
+        return f"{v * factor:,.2f} {rate_unit}"
     if unit == "gb":
         return f"{v:,.3f} GB"
     if unit == "minutes":
@@ -157,24 +169,35 @@ def delta(current: float | int | None, previous: float | int | None) -> float | 
     return float(current) - float(previous)  # type: ignore[arg-type]
 
 
-def format_delta(key: str, current: float | int | None, previous: float | int | None) -> str | None:
-    """Delta text for a KPI card (ratios in percentage points), None when unknown."""
+def format_delta(
+    key: str, current: float | int | None, previous: float | int | None, currency: str = "USD"
+) -> str | None:
+    """Delta text for a KPI card (ratios in percentage points, rates in the current
+    value's unit), None when unknown. A change that rounds to nothing reads "±0",
+    so it never carries a sign, or an arrow, it does not have."""
     d = delta(current, previous)
     if d is None:
         return None
     unit = KPIS[key].unit
     if unit == "ratio":
-        return f"{d * 100:+.2f} pp"
-    if unit == "count":
-        return f"{int(round(d)):+,}"
-    text = format_kpi(key, abs(d))
-    return ("+" if d >= 0 else "-") + text
+        text = f"{abs(d) * 100:.2f} pp"
+    elif unit == "count":
+        text = f"{abs(int(round(d))):,}"
+    elif unit == "rps":
+        factor, rate_unit = _rate_scale(float(current) or d)  # type: ignore[arg-type]
+        text = f"{abs(d) * factor:,.2f} {rate_unit}"
+    else:
+        text = format_kpi(key, abs(d), currency)
+    if not any(c in "123456789" for c in text.split(" ")[0]):
+        return "±" + text
+    return ("+" if d > 0 else "-") + text
 
 
-def delta_color(key: str) -> str:
-    """Streamlit metric delta colour: green means better."""
+def delta_color(key: str, significant: bool | None = None) -> str:
+    """Streamlit metric delta colour: green means better, and only for a change that is
+    more than noise (``significant`` False or unknown greys it out)."""
     better = KPIS[key].higher_is_better
-    if better is None:
+    if better is None or not significant:
         return "off"
     return "normal" if better else "inverse"
 
@@ -256,3 +279,28 @@ def judged(frame, column: str):
     if need and need[0] in frame.columns:
         values = values.where(frame[need[0]] >= need[1])
     return values
+
+
+# Columns of page series and tables that are not KPI keys themselves: trend columns
+# named after their KPI's figure, and per-row figures only the breakdown tables have.
+_EXTRA_COLUMNS = (
+    KpiDef("share", "Share of requests", "ratio", None, "This row's requests / all requests"),
+)
+_COLUMN_KPI: dict[str, KpiDef] = {d.key: d for d in _EXTRA_COLUMNS}
+for _key, (_series, _column) in TREND_COLUMN.items():
+    _COLUMN_KPI.setdefault(_column, KPIS[_key])  # first wins: avg_ms is "Avg latency"
+
+
+def column_def(column: str) -> KpiDef | None:
+    """The KPI definition (label, unit, direction) behind a series or table column;
+    None for keys and labels such as ``endpoint`` or ``plan``."""
+    return KPIS.get(column) or _COLUMN_KPI.get(column)
+
+
+def column_label(column: str) -> str:
+    """Human header or legend name for a column: the KPI's label, else the words."""
+    found = column_def(column)
+    if found is not None:
+        return found.label
+    words = column.replace("_", " ")
+    return words[:1].upper() + words[1:]

@@ -18,8 +18,8 @@ with left:
     charts.trend_chart(trend, ["api_calls"], "API calls", "bar")
 with right:
     charts.trend_chart(trend, ["sessions"], "Sessions", "bar")
-    charts.trend_chart(trend, ["cost"], f"Cost ({page.currency})", "bar")
+    charts.trend_chart(trend, ["cost"], f"Cost ({page.currency})", "bar", currency=page.currency)
 
 st.subheader("By tenant")
-tables.table(page.series["by_tenant"])
+tables.table(page.series["by_tenant"], currency=page.currency)
 downloads.downloads(page)

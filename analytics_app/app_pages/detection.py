@@ -30,5 +30,5 @@ charts.scatter(
     label="algorithm",
     title="Anomaly rate against p95 run time (size: detections)",
 )
-tables.table(algorithms, percent_columns=["anomaly_rate", "false_positive_rate"])
+tables.table(algorithms, currency=page.currency)
 downloads.downloads(page)

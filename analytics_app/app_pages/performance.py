@@ -24,5 +24,5 @@ with right:
     charts.trend_chart(trend, ["error_rate"], "Error rate (5xx)", percent=True)
 
 st.subheader("By endpoint")
-tables.table(page.series["by_endpoint"], percent_columns=["error_rate", "share"])
+tables.table(page.series["by_endpoint"], currency=page.currency)
 downloads.downloads(page)

@@ -3,22 +3,28 @@ out; formatting from ``analytics_core.kpis``."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from analytics_app.ui.charts import complete_buckets
-from analytics_core.kpis import KPIS, delta_color, format_delta, format_kpi, judged
+from analytics_core.kpis import (
+    KPIS,
+    delta_color,
+    format_delta,
+    format_kpi,
+    is_missing,
+    judged,
+)
 from analytics_core.page_data import PageData
 
 
 def header(title: str, data: PageData | None = None, caption: str | None = None) -> None:
     st.title(title)
     if data is not None:
-        f = data.filters
-        start = pd.Timestamp(f.start).tz_convert(f.tz).strftime("%Y-%m-%d %H:%M")
-        end = pd.Timestamp(f.end).tz_convert(f.tz).strftime("%Y-%m-%d %H:%M")
+        from analytics_app.ui.data import catalog
+
+        # Every active filter, so a screenshot of one tenant says so.
         st.caption(
-            f"{start} → {end} ({f.tz}), by {f.granularity}; compared with the previous "
+            f"{data.filters.describe(catalog().tenants)}; compared with the previous "
             f"period of equal length. {caption or ''}"
         )
 
@@ -26,8 +32,13 @@ def header(title: str, data: PageData | None = None, caption: str | None = None)
 def kpi_cards(
     data: PageData, sparklines: dict[str, tuple[str, str]] | None = None, per_row: int = 4
 ) -> None:
-    """One st.metric per KPI with its delta; ``sparklines`` maps a KPI to (series, column)."""
+    """One st.metric per KPI with its delta; ``sparklines`` maps a KPI to (series, column).
+
+    The delta is coloured only when the change is significant (grey otherwise: noise
+    is neither good nor bad news), and says so when there is no previous period.
+    """
     keys = list(data.kpis)
+    per_row = max(1, min(per_row, 4))  # more than four cuts labels on a laptop
     for row_start in range(0, len(keys), per_row):
         cols = st.columns(per_row)
         for col, key in zip(cols, keys[row_start : row_start + per_row], strict=False):
@@ -36,26 +47,49 @@ def kpi_cards(
                 series, column = sparklines[key]
                 frame = complete_buckets(data.series[series])  # a half-counted bucket is no dip
                 chart = judged(frame, column).dropna().tolist()
+            change = data.changes.get(key)
+            shown = card_delta(key, data)
+            significant = change is not None and change.significant and shown != NO_PREVIOUS
+            # "±0" or "no previous period" has no direction to point.
+            arrow = "off" if shown is None or shown == NO_PREVIOUS or shown[0] == "±" else "auto"
             with col:
                 st.metric(
                     KPIS[key].label,
                     format_kpi(key, data.kpis[key], data.currency),
-                    format_delta(key, data.kpis[key], data.previous.get(key)),
-                    delta_color=delta_color(key),  # type: ignore[arg-type]
-                    help=KPIS[key].description,
+                    shown,
+                    delta_color=delta_color(key, significant),  # type: ignore[arg-type]
+                    delta_arrow=arrow,  # type: ignore[arg-type]
+                    help=_help(key, change),
                     border=True,
                     chart_data=chart,
-                    delta_description=_significance(data.changes.get(key)),
+                    delta_description=_significance(change),
                 )
 
 
+NO_PREVIOUS = "no previous period"
+
+
+def card_delta(key: str, data: PageData) -> str | None:
+    """The card's delta text; a visible reason instead of a blank when the previous
+    period has no data (e.g. a 90-day range reaching back before the data starts)."""
+    if is_missing(data.kpis[key]):
+        return None
+    return format_delta(key, data.kpis[key], data.previous.get(key), data.currency) or NO_PREVIOUS
+
+
+def _help(key: str, change) -> str:
+    """Definition plus the test behind the significance word (too long for the card)."""
+    text = KPIS[key].description
+    if change is not None and change.p_value is not None:
+        text += f"\n\nChange vs previous period: p = {change.p_value:.3g} ({change.method})."
+    return text
+
+
 def _significance(change) -> str | None:
-    """Whether a delta is more than noise, as the card's small print."""
+    """Whether a delta is more than noise, short enough for a four-card row."""
     if change is None or change.p_value is None:
         return None
-    if change.significant:
-        return f"significant (p = {change.p_value:.2g})"
-    return "within normal variation"
+    return "significant" if change.significant else "not significant"
 
 
 def empty_state(data: PageData) -> bool:

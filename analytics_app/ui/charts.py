@@ -11,14 +11,68 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics_core.kpis import KPIS, judged, min_events
+from analytics_core.kpis import KPIS, column_def, column_label, judged, min_events
 
 
 def complete_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~frame["partial"].astype(bool)] if "partial" in frame.columns else frame
 
 
+# Mid-luminance colours, readable on Streamlit's light and dark backgrounds alike
+# (contrast about 3:1 or more on both, tested); everything else (fonts, grid, hover) is left to
+# the Streamlit theme so it follows light/dark.
 _COLORS = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#ca8a04")
+_MINUS = "\u2212"
+
+
+def _value_format(column: str, percent: bool, currency: str) -> tuple[str, str]:
+    """(d3 format, unit suffix) for a column's values, as format_kpi writes them."""
+    found = column_def(column)
+    unit = found.unit if found else None
+    if percent or unit == "ratio":
+        return ".2%", ""
+    return {
+        "count": (",.0f", ""),
+        "ms": (",.1f", " ms"),
+        "money": (",.2f", f" {currency}"),
+        "gb": (",.3f", " GB"),
+        "minutes": (",.1f", " min"),
+        "rps": (",.3f", " req/s"),
+    }.get(unit or "", (",.4~g", ""))
+
+
+def _offset(ts: pd.Timestamp) -> str:
+    raw = ts.strftime("%z")  # "-0400"
+    return f"{raw[0].replace('-', _MINUS)}{raw[1:3]}:{raw[3:5]}" if raw else ""
+
+
+def time_axis(buckets: pd.Series) -> tuple[pd.Series, list[str], dict]:
+    """x positions, hover labels and axis settings for bucket starts.
+
+    Plotly.js drops a timestamp's UTC offset and draws its wall-clock time, so the two
+    01:00 buckets of a fall-back night would share one x (a fake double bar). Positions
+    are therefore instants, written in the first bucket's offset (ticks read local time
+    until the clocks change); the hover names each bucket with its own offset, and when
+    the offset changes inside the range the ticks are labelled in local time explicitly.
+    """
+    stamps = pd.Series(pd.to_datetime(buckets)).reset_index(drop=True)
+    if stamps.empty or stamps.dt.tz is None:
+        return stamps, [f"{t:%Y-%m-%d %H:%M}" for t in stamps], {}
+    shift = stamps.iloc[0].utcoffset()
+    x = stamps.dt.tz_convert("UTC").dt.tz_localize(None) + shift
+    hover = [f"{t:%Y-%m-%d %H:%M} {_offset(t)}" for t in stamps]
+    offsets = {t.utcoffset() for t in stamps}
+    if len(offsets) == 1:
+        return x, hover, {}
+    daily = bool((stamps.dt.hour == 0).all() and (stamps.dt.minute == 0).all())
+    step = max(1, len(stamps) // 8)
+    picks = list(range(0, len(stamps), step))
+    ticks = {
+        "tickmode": "array",
+        "tickvals": [x.iloc[i] for i in picks],
+        "ticktext": [stamps.iloc[i].strftime("%b %d" if daily else "%b %d %H:%M") for i in picks],
+    }
+    return x, hover, ticks
 
 
 def trend_figure(
@@ -27,21 +81,25 @@ def trend_figure(
     title: str,
     kind: str = "line",
     percent: bool = False,
+    currency: str = "USD",
 ) -> go.Figure:
     """``columns`` against the bucket: partial buckets (the series' ``partial`` flag)
     faded and dashed, labelled "partial"; rates and percentiles of buckets with too few
-    events left as gaps, with the events behind each point on hover."""
+    events left as gaps, with the events behind each point on hover. Names, units and
+    axis formats come from the KPI definitions, so the chart reads like the cards."""
     fig = go.Figure()
-    x = frame["bucket"]
+    x, when, ticks = time_axis(frame["bucket"])
     partial = (
         frame["partial"].astype(bool).reset_index(drop=True)
         if "partial" in frame.columns
         else pd.Series(False, index=range(len(frame)))
     )
     note = np.where(partial, " (partial)", "")
-    value_format = ":.2%" if percent else ":,.4~g"
+    units = set()
     for n, column in enumerate(columns):
-        label = column.replace("_", " ")
+        label = column_label(column)
+        value_format, suffix = _value_format(column, percent, currency)
+        units.add((value_format, suffix))
         color = _COLORS[n % len(_COLORS)]
         values = judged(frame, column).reset_index(drop=True)
         need = min_events(column) if column in KPIS else None
@@ -50,8 +108,11 @@ def trend_figure(
             extra = f"<br>%{{customdata[1]:,}} {need[0]}"
         else:
             counts, extra = np.zeros(len(frame), dtype=int), ""
-        custom = np.column_stack([note, counts])
-        hover = f"{label}%{{customdata[0]}}: %{{y{value_format}}}<br>%{{x}}{extra}<extra></extra>"
+        custom = np.column_stack([note, counts, when])
+        hover = (
+            f"<b>{label}</b>%{{customdata[0]}}: %{{y:{value_format}}}{suffix}"
+            f"<br>%{{customdata[2]}}{extra}<extra></extra>"
+        )
         common = {"x": x, "customdata": custom, "hovertemplate": hover, "legendgroup": label}
         if kind == "bar":
             fig.add_trace(
@@ -95,13 +156,21 @@ def trend_figure(
     fig.update_layout(
         title=title,
         barmode="group",  # grouped, not stacked: series such as detections and failed overlap
+        # Below the plot and horizontal: a legend at the side takes a third of a phone.
+        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
         legend_title_text="",
         xaxis_title="",
         yaxis_title="",
-        height=320,
+        height=340,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
-    if percent:
-        fig.update_yaxes(tickformat=".1%")
+    fig.update_xaxes(type="date", **ticks)
+    if len(units) == 1:  # one unit on the axis: say it there too
+        [(value_format, suffix)] = units
+        if value_format == ".2%":
+            fig.update_yaxes(tickformat=".1%")
+        elif suffix:
+            fig.update_yaxes(ticksuffix=suffix)
     return fig
 
 
@@ -111,9 +180,11 @@ def trend_chart(
     title: str,
     kind: str = "line",
     percent: bool = False,
+    currency: str = "USD",
 ) -> None:
     """A time series chart of ``columns`` against the bucket column."""
-    st.plotly_chart(trend_figure(frame, columns, title, kind, percent), width="stretch")
+    figure = trend_figure(frame, columns, title, kind, percent, currency)
+    st.plotly_chart(figure, width="stretch")
 
 
 def gauge(value: float | None, title: str, low: float = 0.95) -> None:

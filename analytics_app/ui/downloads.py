@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics_core.exports import to_csv, to_json
+from analytics_core.exports import file_stem, to_csv, to_json
 from analytics_core.page_data import PageData
 
 
@@ -14,7 +14,7 @@ def downloads(data: PageData) -> None:
 
     if not config().features.exports:
         return
-    stem = f"{data.page}_{data.filters.start:%Y%m%dT%H%M}_{data.filters.end:%Y%m%dT%H%M}"
+    stem = file_stem(data)  # the page's zone and offsets, not UTC
     left, right, _ = st.columns([1, 1, 4])
     with left:
         st.download_button(

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics_core.insights import Insight
+from analytics_core.kpis import KPIS
 
 _SEVERITY_ICON = {
     "critical": ":material/error:",
@@ -25,16 +26,34 @@ _STATUS_TEXT = {
     "ok": "ok",
 }
 AREAS = ("all", "detection", "performance", "business")
+# Stories shown before the "More" fold: enough for the incidents, short enough to scan.
+ABOVE_FOLD = 5
+# Plotly axis formats per KPI unit, matching format_kpi's text.
+_TICKS = {
+    "ratio": {"tickformat": ".1%"},
+    "ms": {"tickformat": ",.0f", "ticksuffix": " ms"},
+    "minutes": {"tickformat": ",.1f", "ticksuffix": " min"},
+    "gb": {"tickformat": ",.2f", "ticksuffix": " GB"},
+    "rps": {"tickformat": ",.3f", "ticksuffix": " req/s"},
+    "count": {"tickformat": ",.0f"},
+}
+_HOVER = {"ratio": ".2%", "ms": ",.1f", "minutes": ",.1f", "gb": ",.3f", "rps": ",.3f"}
 
 
-def _evidence_chart(evidence: pd.DataFrame, title: str) -> go.Figure:
+def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> go.Figure:
+    """The story's series against its expected range, in the KPI's label and unit."""
     fig = go.Figure()
     x = evidence["bucket"]
+    known = kpi in KPIS
+    label = KPIS[kpi].label if known else kind.capitalize()  # type: ignore[index]
+    unit = KPIS[kpi].unit if known else None  # type: ignore[index]
     if {"lower", "upper"} <= set(evidence.columns) and evidence["upper"].notna().any():
+        # Every KPI is a non-negative magnitude: a band below 0 only draws model noise.
+        floor = 0.0 if known else None
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=evidence["upper"],
+                y=evidence["upper"].clip(lower=floor),
                 mode="lines",
                 line={"width": 0},
                 showlegend=False,
@@ -44,7 +63,7 @@ def _evidence_chart(evidence: pd.DataFrame, title: str) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=evidence["lower"],
+                y=evidence["lower"].clip(lower=floor),
                 mode="lines",
                 line={"width": 0},
                 fill="tonexty",
@@ -62,8 +81,17 @@ def _evidence_chart(evidence: pd.DataFrame, title: str) -> go.Figure:
                 line={"dash": "dot", "color": "#6495ed"},
             )
         )
+    value_format = _HOVER.get(unit or "", ",.0f") if unit != "money" else ",.2f"
+    suffix = {"ms": " ms", "minutes": " min", "gb": " GB", "rps": " req/s"}.get(unit or "", "")
+    # No fixed colour: the theme's first colour is visible on light and dark backgrounds.
     fig.add_trace(
-        go.Scatter(x=x, y=evidence["value"], mode="lines", name="value", line={"color": "#1f2937"})
+        go.Scatter(
+            x=x,
+            y=evidence["value"],
+            mode="lines",
+            name=label,
+            hovertemplate=f"{label}: %{{y:{value_format}}}{suffix}<br>%{{x}}<extra></extra>",
+        )
     )
     if "forecast" in evidence.columns:
         fig.add_trace(
@@ -110,8 +138,9 @@ def _evidence_chart(evidence: pd.DataFrame, title: str) -> go.Figure:
             )
         )
     fig.update_layout(
-        title=title, height=280, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2}
+        title=label, height=280, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2}
     )
+    fig.update_yaxes(**_TICKS.get(unit or "", {}))
     return fig
 
 
@@ -130,7 +159,7 @@ def insight_story(insight: Insight, index: int, compact: bool = False) -> None:
         evidence = insight.evidence
         if evidence is not None and "bucket" in evidence.columns and len(evidence):
             st.plotly_chart(
-                _evidence_chart(evidence, insight.kpi or insight.kind),
+                _evidence_chart(evidence, insight.kpi, insight.kind),
                 width="stretch",
                 key=f"insight_chart_{index}",
             )
@@ -139,15 +168,28 @@ def insight_story(insight: Insight, index: int, compact: bool = False) -> None:
         st.caption(f"Method: {insight.method}. Baseline: {insight.baseline or 'n/a'}.")
 
 
+def fold(stories: Sequence[Insight], limit: int = ABOVE_FOLD) -> tuple[list, list]:
+    """(above the fold, under "More"): the first ``limit`` stories that are not INFO, in
+    feed order; INFO stories and the rest wait under "More", so incidents are not buried."""
+    top = [i for i in stories if i.severity != "info"][:limit]
+    return top, [i for i in stories if not any(i is t for t in top)]
+
+
 def insight_feed(insights: Sequence[Insight], area: str = "all") -> None:
-    """The ranked feed; quiet checks (ok, no data) are folded away."""
+    """The ranked feed: a handful of stories, the rest under "More"; quiet checks (ok,
+    no data) folded away."""
     shown = [i for i in insights if area == "all" or i.area == area]
     stories = [i for i in shown if i.status in ("firing", "resolved", "learning")]
     quiet = [i for i in shown if i.status not in ("firing", "resolved", "learning")]
     if not [i for i in stories if i.status != "learning"]:
         st.success("Nothing unusual found in this range for these filters.")
-    for n, insight in enumerate(stories):
+    top, more = fold(stories)
+    for n, insight in enumerate(top):
         insight_story(insight, n)
+    if more:
+        with st.expander(f"More: {len(more)} further {'story' if len(more) == 1 else 'stories'}"):
+            for n, insight in enumerate(more, start=len(top)):
+                insight_story(insight, n)
     if quiet:
         with st.expander(f"{len(quiet)} checks with nothing to report"):
             for i in quiet:

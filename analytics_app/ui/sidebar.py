@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import streamlit as st
 
+from analytics_app.ui.insights import AREAS
 from analytics_core.catalog import Dimensions
 from analytics_core.config import Config
 from analytics_core.filters import (
@@ -21,6 +23,7 @@ from analytics_core.filters import (
     RANGE_PRESETS,
     Filters,
     InputError,
+    clip,
     date_range,
     make_filters,
     preset_range,
@@ -36,6 +39,10 @@ _PRESET_LABELS = {
 }
 _GRANULARITY_OPTIONS = ("auto", *GRANULARITIES)
 _SEEDED = "_sidebar_seeded_from_url"
+# The last complete custom range: kept while the date picker holds only its first click.
+_LAST_DATES = "_sidebar_last_dates"
+# The Insights page's area radio; its choice is kept in the URL as ``area``.
+AREA_KEY = "insight_area"
 
 
 def _is_zone(name: str) -> bool:
@@ -57,7 +64,9 @@ def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
 
     preset = qp.get("range", config.dashboard.default_range)
     if preset not in RANGE_PRESETS:
-        warnings.append(f"URL parameter range={preset!r} is not one of {', '.join(RANGE_PRESETS)}")
+        warnings.append(
+            f"URL parameter range={clip(preset)!r} is not one of {', '.join(RANGE_PRESETS)}"
+        )
         preset = config.dashboard.default_range
     state["range"] = preset
 
@@ -65,14 +74,14 @@ def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
     try:
         zone(tz)
     except InputError as exc:
-        warnings.append(f"URL parameter tz: {exc}")
+        warnings.append(f"URL parameter tz: {clip(exc, 200)}")
         tz = config.dashboard.default_timezone
     state["tz"] = tz
 
     granularity = qp.get("granularity", "auto")
     if granularity not in _GRANULARITY_OPTIONS:
         warnings.append(
-            f"URL parameter granularity={granularity!r} is not one of "
+            f"URL parameter granularity={clip(granularity)!r} is not one of "
             f"{', '.join(_GRANULARITY_OPTIONS)}"
         )
         granularity = "auto"
@@ -88,11 +97,12 @@ def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
                 raise ValueError
         except ValueError:
             warnings.append(
-                f"URL parameters start={qp.get('start')!r}, end={qp.get('end')!r} are not an "
+                f"URL parameters start={clip(qp.get('start'))!r}, "
+                f"end={clip(qp.get('end'))!r} are not an "
                 "ISO date range (YYYY-MM-DD, end not before start)"
             )
             start_d, end_d = today - timedelta(days=6), today
-    state["dates"] = (start_d, end_d)
+    state["dates"] = state[_LAST_DATES] = (start_d, end_d)
 
     for key, known in (
         ("tenant", tuple(dims.tenants)),
@@ -102,10 +112,19 @@ def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
         chosen = qp.get_all(key)
         unknown = [v for v in chosen if v not in known]
         if unknown:
-            warnings.append(f"URL parameter {key}: unknown {', '.join(map(repr, unknown))} ignored")
+            shown = ", ".join(repr(clip(v)) for v in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            warnings.append(f"URL parameter {key}: unknown {clip(shown, 200)}{more} ignored")
         state[key] = [v for v in chosen if v in known]
 
     state["refresh"] = qp.get("refresh", "0") == "1"
+
+    if "area" in qp:
+        area = qp.get("area", "")
+        if area in AREAS:
+            state[AREA_KEY] = area
+        else:
+            warnings.append(f"URL parameter area={clip(area)!r} is not one of {', '.join(AREAS)}")
     return warnings
 
 
@@ -136,6 +155,10 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
             key="range",
         )
         if preset == "custom":
+            if "dates" not in state and _LAST_DATES in state:
+                # The widget's state is dropped while another preset is shown; without
+                # a range it would start as a single date.
+                state["dates"] = state[_LAST_DATES]
             st.date_input("Dates (inclusive)", key="dates")
         st.selectbox("Granularity", _GRANULARITY_OPTIONS, key="granularity")
         st.selectbox("Time zone", _ZONES, key="tz")
@@ -167,14 +190,21 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
         "algorithm": list(state["algorithm"]),
         "endpoint": list(state["endpoint"]),
         "refresh": "1" if refresh else None,
+        # "all" is the default, so a plain link stays short.
+        "area": None if state.get(AREA_KEY) in (None, "all") else state[AREA_KEY],
     }
     try:
         if preset == "custom":
             dates = state.get("dates")
-            if not isinstance(dates, tuple | list) or len(dates) != 2:
+            if isinstance(dates, tuple | list) and len(dates) == 2:
+                state[_LAST_DATES] = tuple(dates)
+            else:
+                # Between the picker's two clicks: keep showing the previous range.
                 st.sidebar.info("Pick the end date of the custom range.")
-                _write_url(url_state)
-                return None
+                dates = state.get(_LAST_DATES)
+                if dates is None:  # no earlier range to keep showing
+                    _write_url(url_state)
+                    return None
             url_state["start"], url_state["end"] = dates[0].isoformat(), dates[1].isoformat()
             start, end = date_range(dates[0], dates[1], state["tz"])
         else:
@@ -208,3 +238,24 @@ def _auto_refresh(interval: int) -> None:
             st.rerun()
 
     tick()
+
+
+def requested_path(url: str | None, base_path: str = "") -> str:
+    """The page path the browser asked for (``st.context.url`` without the app's base
+    path), e.g. ``"performance"``; ``""`` for the app root or when unknown."""
+    if not url:
+        return ""
+    path = urlsplit(url).path.strip("/")
+    base = base_path.strip("/")
+    if base and (path == base or path.startswith(base + "/")):
+        path = path[len(base) :].strip("/")
+    return path
+
+
+def page_not_found(requested: str, pages: dict[str, str]) -> str | None:
+    """A note when ``requested`` is none of ``pages`` (url path → title): st.navigation
+    falls back to the default page without saying so."""
+    if not requested or requested in pages:
+        return None
+    listed = ", ".join(f"{title} (/{path})" for path, title in pages.items())
+    return f"Page not found: /{clip(requested)}. Showing the default page. Pages: {listed}."

@@ -1,4 +1,8 @@
-"""Tables of PageData frames."""
+"""Tables of PageData frames, with human headers and the KPI cards' number formats.
+
+Only the display is formatted (``st.column_config``); the frame keeps raw values, and
+downloads are built from the series separately, so exports stay machine-readable.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,58 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
+from analytics_core.kpis import column_def, column_label
 
-def table(frame: pd.DataFrame, percent_columns: Sequence[str] = ()) -> None:
-    config = {
-        c: st.column_config.NumberColumn(format="percent")
-        for c in percent_columns
-        if c in frame.columns
-    }
+# Headers for key columns whose snake_case name is not a KPI.
+_LABELS = {
+    "tenant_id": "Tenant ID",
+    "name": "Tenant",
+    "detector_id": "Detector ID",
+    "compute_hours": "Compute hours",
+}
+# Table-only figures that have no KPI definition.
+_FORMATS = {"compute_hours": "%,.2f h"}
+
+
+def number_format(unit: str, currency: str = "USD") -> str:
+    """The ``NumberColumn`` format that matches ``format_kpi`` for a KPI unit."""
+    return {
+        "count": "%,d",
+        "ratio": "percent",  # 0.0123 -> 1.23%, as on the cards
+        "ms": "%,.1f ms",
+        "rps": "%,.3f req/s",
+        "gb": "%,.3f GB",
+        "minutes": "%,.1f min",
+        "money": f"%,.2f {currency}",
+    }[unit]
+
+
+def column_config(
+    frame: pd.DataFrame, currency: str = "USD", percent_columns: Sequence[str] = ()
+) -> dict[str, object]:
+    """Header and number format per column of ``frame``."""
+    config: dict[str, object] = {}
+    for column in frame.columns:
+        label = _LABELS.get(column, column_label(column))
+        found = column_def(column)
+        if column in percent_columns:
+            fmt: str | None = "percent"
+        elif column in _FORMATS:
+            fmt = _FORMATS[column]
+        elif found is not None:
+            fmt = number_format(found.unit, currency)
+        else:
+            fmt = None
+        if fmt is not None and pd.api.types.is_numeric_dtype(frame[column]):
+            config[column] = st.column_config.NumberColumn(label, format=fmt)
+        else:
+            config[column] = st.column_config.Column(label)
+    if len(frame.columns) > 4:
+        # Wide tables scroll sideways on a phone; the row's name stays in view.
+        config[frame.columns[0]]["pinned"] = True  # type: ignore[index]
+    return config
+
+
+def table(frame: pd.DataFrame, percent_columns: Sequence[str] = (), currency: str = "USD") -> None:
+    config = column_config(frame, currency, percent_columns)
     st.dataframe(frame, hide_index=True, column_config=config, width="stretch")

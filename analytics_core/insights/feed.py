@@ -19,7 +19,13 @@ from sqlalchemy import Engine
 from analytics_core.config import Config
 from analytics_core.filters import Filters
 from analytics_core.insights import anomalies, compare, forecast, trends
-from analytics_core.insights.model import Insight, Severity, evidence_frame, rank
+from analytics_core.insights.model import (
+    SEVERITY_RANK,
+    Insight,
+    Severity,
+    evidence_frame,
+    rank,
+)
 from analytics_core.insights.thresholds import check_thresholds
 from analytics_core.kpis import KPIS, TREND_COLUMN, area_of, bucket_values, format_kpi, is_missing
 from analytics_core.queries import bottlenecks, business, detection, performance
@@ -106,7 +112,132 @@ def build_insights(
     found += significant_changes(current, previous, changes, currency)
     found += bottleneck_insights(tables)
     found += capacity_insights(engine, config, filters, now)
-    return rank(found)
+    return rank(drop_restated_changes(merge_incidents(found)))
+
+
+# --- one story per incident -------------------------------------------------------------
+
+# One slow or failing dependency shows in p95, p99 and the error rate at once: anomaly
+# episodes of these that overlap in time (on the same endpoint, where one is singled out)
+# are one incident and one story.
+REQUEST_PATH = ("p95_ms", "p99_ms", "error_rate")
+# A KPI shown as its mirror, with the direction flipped when the mirror is its complement.
+MIRROR = {"availability": ("error_rate", True), "avg_response_ms": ("avg_ms", False),
+          "api_calls": ("requests", False)}  # fmt: skip
+_NEVER_ENDED = pd.Timestamp.max.tz_localize("UTC")
+
+
+def _span(insight: Insight) -> tuple[pd.Timestamp, pd.Timestamp]:
+    end = insight.details.get("episode_end")
+    return (
+        pd.Timestamp(insight.details["episode_start"]),  # type: ignore[arg-type]
+        _NEVER_ENDED if end is None else pd.Timestamp(end),  # type: ignore[arg-type]
+    )
+
+
+def _same_incident(a: Insight, b: Insight) -> bool:
+    (a0, a1), (b0, b1) = _span(a), _span(b)
+    ea, eb = a.details.get("endpoint"), b.details.get("endpoint")
+    return a0 < b1 and b0 < a1 and (ea is None or eb is None or ea == eb)
+
+
+def merge_incidents(insights: list[Insight]) -> list[Insight]:
+    """Overlapping anomaly episodes of :data:`REQUEST_PATH` metrics become one story."""
+    groups: list[list[Insight]] = []
+    rest = []
+    for insight in insights:
+        if (
+            insight.kind != "anomaly"
+            or insight.kpi not in REQUEST_PATH
+            or insight.status not in ("firing", "resolved")
+        ):
+            rest.append(insight)
+            continue
+        # An episode overlapping two groups joins them: overlap chains are one incident.
+        touching = [g for g in groups if any(_same_incident(insight, o) for o in g)]
+        merged = [insight, *(o for g in touching for o in g)]
+        groups = [g for g in groups if g not in touching] + [merged]
+    return rest + [_merged(g) for g in groups]
+
+
+def _merged(group: list[Insight]) -> Insight:
+    if len(group) == 1:
+        return group[0]
+    lead = min(group, key=lambda i: (SEVERITY_RANK[i.severity], -i.score))
+    others = sorted((i for i in group if i is not lead), key=lambda i: REQUEST_PATH.index(i.kpi))
+    kpis = [lead.kpi, *(i.kpi for i in others)]
+    labels = [_metric(k).label for k in kpis]  # type: ignore[arg-type]
+    also = "; ".join(
+        f"{_metric(i.kpi).label} was {format_kpi(i.kpi, i.details['value'])} against an "  # type: ignore[arg-type]
+        f"expected {format_kpi(i.kpi, i.details['expected'])} "  # type: ignore[arg-type]
+        f"({_when(i)})"
+        for i in others
+    )
+    spans = [_span(i) for i in group]
+    end = max(e for _, e in spans)
+    return replace(
+        lead,
+        status="firing" if any(i.status == "firing" for i in group) else "resolved",
+        message=f"One incident in {_and(labels)}. {lead.message}. In the same episode, {also}",
+        recommendation=next((i.recommendation for i in [lead, *others] if i.recommendation), None),
+        details={
+            **lead.details,
+            "metrics": kpis,
+            "episode_start": min(s for s, _ in spans).isoformat(),
+            "episode_end": None if end == _NEVER_ENDED else end.isoformat(),
+            "merged": [
+                {k: i.details.get(k) for k in ("value", "expected", "episode_start", "episode_end")}
+                | {"kpi": i.kpi}
+                for i in others
+            ],
+        },
+    )
+
+
+def _metric(kpi: str) -> Metric:
+    return next(m for m in WATCHED if m.kpi == kpi)
+
+
+def _when(insight: Insight) -> str:
+    start, end = _span(insight)
+    since = f"{start:%Y-%m-%d %H:%M}"
+    return f"since {since}" if end == _NEVER_ENDED else f"{since} to {end:%Y-%m-%d %H:%M}"
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _told_directions(insight: Insight) -> set[tuple[str, bool]]:
+    """(KPI, went up) pairs an incident story already tells."""
+    if insight.kind == "anomaly" and "value" in insight.details:
+        up = insight.details["value"] > insight.details["expected"]  # type: ignore[operator]
+        kpis = insight.details.get("metrics") or [insight.kpi]
+        return {(k, up) for k in kpis}  # type: ignore[misc]
+    if insight.kind == "threshold" and insight.kpi is not None:
+        up = insight.details.get("comparison") == ">"
+        kpi, flip = MIRROR.get(insight.kpi, (insight.kpi, False))
+        return {(kpi, up != flip)}
+    return set()
+
+
+def drop_restated_changes(insights: list[Insight]) -> list[Insight]:
+    """A previous-period change in a KPI that an episode story in this range already
+    tells, in the same direction, restates that episode (the burst moves the range's
+    figure): the episode says when and how much, so the change is not told again."""
+    told: set[tuple[str, bool]] = set()
+    for insight in insights:
+        if insight.status in ("firing", "resolved"):
+            told |= _told_directions(insight)
+    out = []
+    for insight in insights:
+        if insight.kind == "change" and insight.kpi is not None:
+            up = (insight.details.get("abs_change") or 0) > 0  # type: ignore[operator]
+            kpi, flip = MIRROR.get(insight.kpi, (insight.kpi, False))
+            if (kpi, up != flip) in told:
+                continue
+        out.append(insight)
+    return out
 
 
 # --- anomalies -------------------------------------------------------------------------
@@ -239,6 +370,9 @@ def _anomaly_insight(
     a, b = runs[int(np.argmax(strength))]
     worst = a + int(np.argmax((window["value"] - window["expected"]).abs().iloc[a : b + 1]))
     value, expected = window["value"].iloc[worst], window["expected"].iloc[worst]
+    # Every watched metric is non-negative: a forecast below 0 is the model's noise
+    # ("expected -0.00%", a band to -1,000 ms), so what is told and drawn stops at 0.
+    told = window[["expected", "lower", "upper"]].clip(lower=0.0)
     higher = value > expected
     # Where the deviation began: the first bucket of the run, ending at the alarm, of
     # values on the alarm's side of the forecast by over a quarter of the band's half
@@ -254,6 +388,7 @@ def _anomaly_insight(
     end = bucket_end(buckets.iloc[b : b + 1], history.granularity).iloc[0]
     ongoing = b == len(window) - 1  # flagged up to the last complete bucket
     fmt = lambda v: format_kpi(metric.kpi, v)  # noqa: E731
+    expected = told["expected"].iloc[worst]
     message = (
         f"{_sentence(metric.label)} was unusually {'high' if higher else 'low'} "
         f"{'since' if ongoing else 'from'} {start:%Y-%m-%d %H:%M}"
@@ -275,15 +410,18 @@ def _anomaly_insight(
     evidence = evidence_frame(
         buckets,
         window["value"],
-        baseline=window["expected"],
-        lower=window["lower"],
-        upper=window["upper"],
+        baseline=told["expected"],
+        lower=told["lower"],
+        upper=told["upper"],
         flagged=flags,
     )
     episode = replace(
         filters,
         start=start.tz_convert("UTC").to_pydatetime(),
         end=end.tz_convert("UTC").to_pydatetime(),
+    )
+    recommendation, endpoint = _anomaly_recommendation(
+        engine, metric, episode, filters, higher, current.get("p95_ms"), endpoints
     )
     return Insight(
         kind="anomaly",
@@ -299,9 +437,7 @@ def _anomaly_insight(
         ),
         baseline=f"{'hourly' if history.granularity == 'hour' else 'daily'} values since "
         f"{pd.Timestamp(history.start).tz_convert(filters.tz):%Y-%m-%d}",
-        recommendation=_anomaly_recommendation(
-            engine, metric, episode, filters, higher, current.get("p95_ms"), endpoints
-        ),
+        recommendation=recommendation,
         details={
             "value": float(value),
             "expected": float(expected),
@@ -312,6 +448,7 @@ def _anomaly_insight(
             "deviation_start": buckets.iloc[began].isoformat(),
             "alarm_delay_buckets": int(lead),
             "max_score": float(max(strength)),
+            "endpoint": endpoint,  # the endpoint that drove it, when one did
         },
         evidence=evidence,
     )
@@ -329,50 +466,55 @@ def _anomaly_recommendation(
     higher: bool,
     p95_ms: float | int | None,
     usual: pd.DataFrame,
-) -> str | None:
-    """Point at the endpoint or detector that drove the episode, from its own numbers."""
+) -> tuple[str | None, str | None]:
+    """Point at the endpoint or detector that drove the episode, from its own numbers;
+    with the endpoint when one was singled out."""
     if metric.kpi in ("p95_ms", "p99_ms", "error_rate") and higher:
         # "Slow" means slower than the range's p95, during the episode as over the range.
         during = bottlenecks.endpoints(engine, episode, p95_ms)  # type: ignore[arg-type]
         share = "slow_share" if metric.kpi != "error_rate" else "error_share"
         what = "slow requests" if share == "slow_share" else "server errors"
         if during.empty or during[share].isna().all():
-            return None
+            return None, None
         top = during.loc[during[share].idxmax()]
         before = usual.set_index("endpoint")[share].get(top["endpoint"], float("nan"))
         if is_missing(before):
             return (
                 f"Start with {top['endpoint']}: it produced {top[share]:.0%} of {what} during "
-                "the episode, and none over the rest of the range."
+                "the episode, and none over the rest of the range.",
+                top["endpoint"],
             )
         if top[share] - before >= CONCENTRATED:
             return (
                 f"Start with {top['endpoint']}: it produced {top[share]:.0%} of {what} during "
-                f"the episode, against {before:.0%} over the whole range."
+                f"the episode, against {before:.0%} over the whole range.",
+                top["endpoint"],
             )
         return (
             f"The {what} were spread across endpoints as usual (largest: {top['endpoint']} at "
             f"{top[share]:.0%}), which points at something they share: the database, the "
-            "network or a dependency, rather than one endpoint."
+            "network or a dependency, rather than one endpoint.",
+            None,
         )
     if metric.kpi == "anomaly_rate":
         during = detection.by_detector(engine, episode)
         usual = detection.by_detector(engine, filters).set_index("detector_id")
         if during.empty:
-            return None
+            return None, None
         during = during.assign(
             usual=during["detector_id"].map(usual["anomaly_rate"]),
         )
         during["lift"] = during["anomaly_rate"] - during["usual"]
         top = during.loc[during["lift"].abs().idxmax()]
         if is_missing(top["usual"]):
-            return None
+            return None, None
         return (
             f"Review detector {top['detector_id']} ({top['algorithm']}): its anomaly rate was "
             f"{top['anomaly_rate']:.1%} during the episode against {top['usual']:.1%} over the "
-            "range; check its threshold and the datasets it scored."
+            "range; check its threshold and the datasets it scored.",
+            None,
         )
-    return None
+    return None, None
 
 
 # --- trends ----------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def _human(duration: timedelta) -> str:
 
 
 def _describe(rule: AlertRule, currency: str) -> tuple[str, str, str]:
-    label = f"{KPIS[rule.kpi].label} ({rule.kpi})"
+    label = KPIS[rule.kpi].label  # the label people read, not the config key
     word = "above" if rule.above is not None else "below"
     return label, word, format_kpi(rule.kpi, rule.threshold, currency)
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
 
 from analytics_core.config import AlertRule, Config
-from analytics_core.exports import to_csv, to_json
-from analytics_core.filters import make_filters
+from analytics_core.exports import file_stem, to_csv, to_json
+from analytics_core.filters import date_range, make_filters
 from analytics_core.insights import check_thresholds
-from analytics_core.page_data import PAGES, build_page
+from analytics_core.kpis import KPIS
+from analytics_core.page_data import PAGES, PageData, build_page
 from tests.analytics_core import expected
 
 START, END = datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 4, 3, tzinfo=UTC)
@@ -67,7 +68,9 @@ def test_threshold_insights_name_kpi_value_and_threshold(engine, dataset):
     err = expected.performance(dataset, START, END)["error_rate"]
     assert by_kpi["error_rate"].status == "firing"  # the fixture has ~6% 5xx
     assert by_kpi["error_rate"].value == pytest.approx(err)
-    assert "error_rate" in by_kpi["error_rate"].message and "1.00%" in by_kpi["error_rate"].message
+    # Sentences name the KPI by its label, not its config key (issue 7, problem 6).
+    message = by_kpi["error_rate"].message
+    assert KPIS["error_rate"].label in message and "1.00%" in message
     assert by_kpi["p95_ms"].status == "ok"
     assert data.insights[0].status == "firing"
 
@@ -80,3 +83,35 @@ def test_thresholds_report_no_data_honestly():
         (AlertRule(kpi="availability", below=0.99, severity="critical"),), {"availability": 0.98}
     )
     assert low.status == "firing"
+
+
+NY = "America/New_York"
+
+
+def test_csv_timestamps_carry_their_offset_across_the_dst_fall_back(engine):
+    # 2026-11-01 in New York has 25 hours: 01:00 happens at -04:00, then again at -05:00.
+    start, end = date_range(date(2026, 11, 1), date(2026, 11, 1), NY)
+    data = build_page(engine, Config(), "performance", make_filters(start, end, NY, "hour"))
+    table = pd.read_csv(io.StringIO(to_csv(data)), comment="#")
+    buckets = table[table.table == "performance_trend"].bucket.tolist()
+    want = [
+        t.isoformat() for t in pd.date_range(start, end, freq="h", inclusive="left").tz_convert(NY)
+    ]
+    assert len(want) == 25
+    assert buckets == want
+    assert "2026-11-01T01:00:00-04:00" in buckets and "2026-11-01T01:00:00-05:00" in buckets
+    assert len(set(buckets)) == len(buckets)
+    # The header says which filters the file covers, in the same words as the caption.
+    assert f"# description: {data.filters.describe()}" in to_csv(data)
+
+
+def test_file_names_use_the_page_zone_with_offsets():
+    start, end = date_range(date(2026, 11, 1), date(2026, 11, 7), NY)
+    data = PageData(
+        page="performance",
+        filters=make_filters(start, end, NY, "day"),
+        generated_at=datetime(2026, 11, 8, tzinfo=UTC),
+        kpis={},
+        previous={},
+    )
+    assert file_stem(data) == "performance_20261101T0000-0400_20261108T0000-0500"

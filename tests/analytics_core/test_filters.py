@@ -9,6 +9,7 @@ import pytest
 from analytics_core.filters import (
     InputError,
     auto_granularity,
+    clip,
     date_range,
     make_filters,
     parse_instant,
@@ -73,3 +74,26 @@ def test_presets_and_auto_granularity():
 def test_whole_local_days_across_dst():
     start, end = date_range(date(2026, 3, 29), date(2026, 3, 29), "Europe/Paris")
     assert end - start == timedelta(hours=23)  # the spring-forward day
+
+
+def test_describe_names_range_in_zone_and_every_active_filter():
+    start, end = date_range(date(2026, 11, 1), date(2026, 11, 7), "America/New_York")
+    plain = make_filters(start, end, "America/New_York", "day")
+    assert plain.describe() == ("2026-11-01 00:00 → 2026-11-08 00:00 (America/New_York), by day")
+    f = make_filters(
+        start, end, "America/New_York", "hour", ["t_a"], ["zscore", "iforest"], ["/api/x"]
+    )
+    assert f.describe({"t_a": "Acme"}) == (
+        "2026-11-01 00:00 → 2026-11-08 00:00 (America/New_York), by hour; "
+        "tenant Acme (t_a) only; algorithms iforest, zscore only; endpoint /api/x only"
+    )
+    # Without names the id still says which tenant it is.
+    assert "tenant t_a only" in f.describe()
+
+
+def test_clip_cuts_long_values():
+    assert clip("short") == "short"
+    assert clip("x" * 3000) == "x" * 60 + "…"
+    with pytest.raises(InputError) as err:
+        make_filters(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), "z" * 3000)
+    assert len(str(err.value)) < 200

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from analytics_app.ui.charts import trend_figure
-from analytics_core.kpis import MIN_BUCKET_EVENTS
+from analytics_app.ui.charts import _COLORS, trend_figure
+from analytics_core.kpis import KPIS, MIN_BUCKET_EVENTS
 
 
 def _frame() -> pd.DataFrame:
@@ -59,4 +60,78 @@ def test_small_bucket_rates_are_gaps_with_the_count_on_hover():
 def test_no_partial_trace_without_partial_buckets():
     frame = _frame().assign(partial=False)
     fig = trend_figure(frame, ["requests", "error_rate"], "Both")
-    assert [t.name for t in fig.data] == ["requests", "error rate"]
+    # Legend names are the KPI labels (they were the raw column names, issue 7 #6).
+    assert [t.name for t in fig.data] == [KPIS["requests"].label, KPIS["error_rate"].label]
+
+
+def _fall_back_night() -> pd.DataFrame:
+    # America/New_York, 2026-11-01: clocks go back at 02:00 EDT, so 01:00 happens twice.
+    instants = pd.date_range("2026-11-01 03:00", periods=6, freq="h", tz="UTC")
+    return pd.DataFrame(
+        {
+            "bucket": instants.tz_convert("America/New_York"),
+            "requests": [60, 58, 55, 57, 50, 49],
+            "partial": False,
+        }
+    )
+
+
+def test_dst_repeated_hour_gets_its_own_position_and_offset():
+    frame = _fall_back_night()
+    fig = trend_figure(frame, ["requests"], "Requests", "bar")
+    [bars] = fig.data
+    x = pd.to_datetime(pd.Series(bars.x))
+    # Six instants an hour apart: six positions an hour apart, none shared.
+    assert x.is_unique and (x.diff().dropna() == pd.Timedelta(hours=1)).all()
+    when = [row[2] for row in bars.customdata]
+    assert when == [
+        "2026-10-31 23:00 \u221204:00",
+        "2026-11-01 00:00 \u221204:00",
+        "2026-11-01 01:00 \u221204:00",
+        "2026-11-01 01:00 \u221205:00",
+        "2026-11-01 02:00 \u221205:00",
+        "2026-11-01 03:00 \u221205:00",
+    ]
+    assert list(bars.y) == [60, 58, 55, 57, 50, 49]  # 55 and 57, not one bar of 112
+    # The offset changes inside the range, so tick labels are local times.
+    assert fig.layout.xaxis.ticktext[:3] == ("Oct 31 23:00", "Nov 01 00:00", "Nov 01 01:00")
+
+
+def test_rate_axis_is_percent_without_being_told():
+    fig = trend_figure(_frame(), ["error_rate"], "Error rate")
+    assert fig.layout.yaxis.tickformat == ".1%"
+
+
+def test_latency_legend_hover_and_axis_use_labels_and_units():
+    frame = _frame().assign(
+        p50_ms=[100.0] * 6, p95_ms=[300.0] * 6, requests=[500] * 6, partial=False
+    )
+    fig = trend_figure(frame, ["p50_ms", "p95_ms"], "Latency")
+    assert [t.name for t in fig.data] == ["p50 latency", "p95 latency"]
+    for trace in fig.data:
+        assert "variable=" not in trace.hovertemplate and "p50_ms" not in trace.hovertemplate
+        assert trace.name in trace.hovertemplate and " ms" in trace.hovertemplate
+        assert "%{customdata[2]}" in trace.hovertemplate  # the bucket, with its offset
+    assert fig.layout.yaxis.ticksuffix == " ms"
+    # Legend under the plot, in a row: it does not eat a phone's width.
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+
+
+def test_money_hover_names_the_configured_currency():
+    frame = _frame().assign(cost=[1.5] * 6)
+    [trace, *_] = trend_figure(frame, ["cost"], "Cost", "bar", currency="EUR").data
+    assert trace.name == "Total cost" and " EUR" in trace.hovertemplate
+
+
+def _luminance(hex_colour: str) -> float:
+    # WCAG relative luminance.
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+@pytest.mark.parametrize("background", ["#ffffff", "#0e1117"])  # Streamlit light, dark
+def test_series_colours_are_visible_on_both_themes(background):
+    for colour in _COLORS:
+        a, b = sorted((_luminance(colour), _luminance(background)))
+        assert (b + 0.05) / (a + 0.05) >= 2.9, colour

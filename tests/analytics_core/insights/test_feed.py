@@ -259,3 +259,14 @@ def test_previous_period_is_compared_over_the_same_elapsed_time(demo_url):
         engine.dispose()
     assert data.previous["requests"] == want["requests"]
     assert data.previous["failed_detections"] == want["failed_detections"]
+
+
+def test_the_error_rate_change_is_not_told_beside_the_burst(feed_7d):
+    # The burst moves the week's error rate well above the previous week's: the feed
+    # tells the burst, not the range-level rise it causes.
+    change = feed_7d.changes["error_rate"]
+    assert change.significant and change.abs_change > 0
+    assert any(i.kind == "anomaly" and i.kpi == "error_rate" for i in feed_7d.insights)
+    assert not [i for i in feed_7d.insights if i.kind == "change" and i.kpi == "error_rate"]
+    for insight in feed_7d.insights:  # labels, not config keys
+        assert "(error_rate)" not in insight.message and "-0.00" not in insight.message
