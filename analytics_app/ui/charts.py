@@ -25,20 +25,24 @@ _COLORS = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#ca8a04")
 _MINUS = "\u2212"
 
 
-def _value_format(column: str, percent: bool, currency: str) -> tuple[str, str]:
-    """(d3 format, unit suffix) for a column's values, as format_kpi writes them."""
-    found = column_def(column)
-    unit = found.unit if found else None
-    if percent or unit == "ratio":
-        return ".2%", ""
+def unit_format(unit: str | None, currency: str | None, fallback: str = ",.4~g") -> tuple[str, str]:
+    """(d3 format, suffix) for values of a KPI unit, as format_kpi writes them; money
+    carries the currency only when it is known."""
     return {
+        "ratio": (".2%", ""),
         "count": (",.0f", ""),
         "ms": (",.1f", " ms"),
-        "money": (",.2f", f" {currency}"),
+        "money": (",.2f", f" {currency}" if currency else ""),
         "gb": (",.3f", " GB"),
         "minutes": (",.1f", " min"),
         "rps": (",.3f", " req/s"),
-    }.get(unit or "", (",.4~g", ""))
+    }.get(unit or "", (fallback, ""))
+
+
+def _value_format(column: str, percent: bool, currency: str) -> tuple[str, str]:
+    """(d3 format, unit suffix) for a column's values, as format_kpi writes them."""
+    found = column_def(column)
+    return unit_format("ratio" if percent else found.unit if found else None, currency)
 
 
 def _offset(ts: pd.Timestamp) -> str:

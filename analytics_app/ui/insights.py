@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics_app.ui.charts import unit_format
 from analytics_core.insights import Insight
 from analytics_core.kpis import KPIS
 
@@ -37,7 +38,6 @@ _TICKS = {
     "rps": {"tickformat": ",.3f", "ticksuffix": " req/s"},
     "count": {"tickformat": ",.0f"},
 }
-_HOVER = {"ratio": ".2%", "ms": ",.1f", "minutes": ",.1f", "gb": ",.3f", "rps": ",.3f"}
 
 
 def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> go.Figure:
@@ -81,8 +81,7 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
                 line={"dash": "dot", "color": "#6495ed"},
             )
         )
-    value_format = _HOVER.get(unit or "", ",.0f") if unit != "money" else ",.2f"
-    suffix = {"ms": " ms", "minutes": " min", "gb": " GB", "rps": " req/s"}.get(unit or "", "")
+    value_format, suffix = unit_format(unit, currency=None, fallback=",.0f")
     # No fixed colour: the theme's first colour is visible on light and dark backgrounds.
     fig.add_trace(
         go.Scatter(
