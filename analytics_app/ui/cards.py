@@ -39,8 +39,10 @@ def kpi_cards(
     """
     keys = list(data.kpis)
     per_row = max(1, min(per_row, 4))  # more than four cuts labels on a laptop
+    st.html(PHONE_LAYOUT)
+    cards = st.container(key=CARDS_KEY)
     for row_start in range(0, len(keys), per_row):
-        cols = st.columns(per_row)
+        cols = cards.columns(per_row)
         for col, key in zip(cols, keys[row_start : row_start + per_row], strict=False):
             chart = None
             if sparklines and key in sparklines:
@@ -68,6 +70,30 @@ def kpi_cards(
 
 NO_PREVIOUS = "no previous period"
 
+CARDS_KEY = "kpi_cards"
+# Streamlit stacks columns one per row under 640 px, so six cards fill three phone
+# screens. Scoped through the container's documented ``st-key-`` class, the rows
+# dissolve into one flow of two cards per row, without sparklines and with a smaller
+# value; the significance word stays in the card's help.
+PHONE_LAYOUT = f"""<style>
+@media (max-width: 640px) {{
+  .st-key-{CARDS_KEY} {{ flex-flow: row wrap !important; gap: 0.5rem !important; }}
+  .st-key-{CARDS_KEY} [data-testid="stLayoutWrapper"],
+  .st-key-{CARDS_KEY} [data-testid="stHorizontalBlock"] {{ display: contents; }}
+  .st-key-{CARDS_KEY} [data-testid="stColumn"] {{
+    flex: 0 0 calc(50% - 0.25rem) !important;
+    min-width: calc(50% - 0.25rem) !important;
+    width: calc(50% - 0.25rem) !important;
+  }}
+  .st-key-{CARDS_KEY} [data-testid="stColumn"]:not(:has([data-testid="stMetric"])) {{
+    display: none;
+  }}
+  .st-key-{CARDS_KEY} [data-testid="stMetricChart"],
+  .st-key-{CARDS_KEY} [data-testid="stMetricDeltaDescription"] {{ display: none; }}
+  .st-key-{CARDS_KEY} [data-testid="stMetricValue"] {{ font-size: 1.6rem; }}
+}}
+</style>"""
+
 
 def card_delta(key: str, data: PageData) -> str | None:
     """The card's delta text; a visible reason instead of a blank when the previous
@@ -81,7 +107,10 @@ def _help(key: str, change) -> str:
     """Definition plus the test behind the significance word (too long for the card)."""
     text = KPIS[key].description
     if change is not None and change.p_value is not None:
-        text += f"\n\nChange vs previous period: p = {change.p_value:.3g} ({change.method})."
+        text += (
+            f"\n\nChange vs previous period: {_significance(change)}, "
+            f"p = {change.p_value:.3g} ({change.method})."
+        )
     return text
 
 

@@ -13,6 +13,18 @@ import streamlit as st
 
 from analytics_core.kpis import KPIS, column_def, column_label, judged, min_events
 
+# At the figure's bottom edge (container coordinates), so Plotly makes room for it below
+# the x axis; a paper-relative offset overlaps tick labels once they rotate on a narrow
+# screen.
+LEGEND_BELOW = {
+    "orientation": "h",
+    "yref": "container",
+    "yanchor": "bottom",
+    "y": 0,
+    "xanchor": "left",
+    "x": 0,
+}
+
 
 def complete_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~frame["partial"].astype(bool)] if "partial" in frame.columns else frame
@@ -161,7 +173,7 @@ def trend_figure(
         title=title,
         barmode="group",  # grouped, not stacked: series such as detections and failed overlap
         # Below the plot and horizontal: a legend at the side takes a third of a phone.
-        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
+        legend=LEGEND_BELOW,
         legend_title_text="",
         xaxis_title="",
         yaxis_title="",

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics_app.ui.charts import unit_format
+from analytics_app.ui.charts import LEGEND_BELOW, unit_format
 from analytics_core.insights import Insight
 from analytics_core.kpis import KPIS
 
@@ -136,9 +136,7 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
                 marker={"color": "#dc2626", "size": 8},
             )
         )
-    fig.update_layout(
-        title=label, height=280, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.2}
-    )
+    fig.update_layout(title=label, height=280, margin={"t": 40, "b": 10}, legend=LEGEND_BELOW)
     fig.update_yaxes(**_TICKS.get(unit or "", {}))
     return fig
 

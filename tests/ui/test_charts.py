@@ -114,7 +114,8 @@ def test_latency_legend_hover_and_axis_use_labels_and_units():
         assert "%{customdata[2]}" in trace.hovertemplate  # the bucket, with its offset
     assert fig.layout.yaxis.ticksuffix == " ms"
     # Legend under the plot, in a row: it does not eat a phone's width.
-    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+    legend = fig.layout.legend  # below the plot, at the figure's bottom edge
+    assert legend.orientation == "h" and legend.yref == "container" and legend.y == 0
 
 
 def test_money_hover_names_the_configured_currency():
