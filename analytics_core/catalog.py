@@ -39,6 +39,17 @@ def first_event(engine: Engine) -> datetime | None:
     return _utc(read_row(engine, _span())["first"])
 
 
+def first_request(engine: Engine) -> datetime | None:
+    """When the stored request history begins."""
+    return _utc(read_row(engine, select(func.min(api_requests.c.ts).label("first")))["first"])
+
+
+def first_detection(engine: Engine) -> datetime | None:
+    """When the stored detection history begins."""
+    stmt = select(func.min(detection_results.c.created_at).label("first"))
+    return _utc(read_row(engine, stmt)["first"])
+
+
 def dimensions(engine: Engine) -> Dimensions:
     names = read_frame(engine, select(tenants.c.tenant_id, tenants.c.name).order_by("tenant_id"))
     algos = union(

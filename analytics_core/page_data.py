@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics_core.catalog import first_event
 from analytics_core.config import Config
+from analytics_core.context import QueryContext, Scope
 from analytics_core.filters import Filters
 from analytics_core.insights import Insight
 from analytics_core.insights.compare import Change
@@ -19,11 +19,10 @@ from analytics_core.insights.feed import (
     build_insights,
     kpi_changes,
     not_comparable,
-    trend_series,
 )
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
-from analytics_core.queries import business, detection, performance
+from analytics_core.sources.areas import AREAS, Sources, raw_sources
 
 PAGE_KPIS: dict[str, tuple[str, ...]] = {
     "overview": OVERVIEW_KPIS,
@@ -31,6 +30,15 @@ PAGE_KPIS: dict[str, tuple[str, ...]] = {
     "performance": PERFORMANCE_KPIS,
     "business": BUSINESS_KPIS,
     "insights": DETECTION_KPIS + PERFORMANCE_KPIS + BUSINESS_KPIS,
+}
+# The areas whose figures a page shows. The Overview's cards span all three, and its
+# insight feed (like the Insights page's) reads every area.
+PAGE_AREAS: dict[str, tuple[str, ...]] = {
+    "overview": AREAS,
+    "detection": ("detection",),
+    "performance": ("performance",),
+    "business": ("business",),
+    "insights": AREAS,
 }
 
 
@@ -55,65 +63,59 @@ class PageData:
         return not any(v for v in volume + activity if v)
 
 
-def _all_kpis(
-    engine: Engine, config: Config, filters: Filters, now: datetime
-) -> dict[str, float | int | None]:
-    values: dict[str, float | int | None] = {}
-    values.update(detection.kpis(engine, filters))
-    values.update(performance.kpis(engine, filters, now))
-    values.update(business.kpis(engine, filters, config.costs))
-    values["avg_response_ms"] = values["avg_ms"]
-    return values
-
-
 def build_page(
-    engine: Engine, config: Config, page: str, filters: Filters, now: datetime | None = None
+    engine: Engine,
+    config: Config,
+    page: str,
+    filters: Filters,
+    now: datetime | None = None,
+    *,
+    sources: Sources | None = None,
+    scope: Scope | None = None,
 ) -> PageData:
-    """KPIs (current and previous period), series and insights for one page."""
+    """KPIs (current and previous period), series and insights for one page, asking each
+    source only for the areas the page shows. ``sources`` default to the raw tables of
+    ``engine``; ``scope`` (default: every tenant) limits what any figure may include."""
     if page not in PAGES:
         raise ValueError(f"unknown page {page!r}; one of {', '.join(PAGES)}")
     now = now or datetime.now(UTC)
-    current = _all_kpis(engine, config, filters, now)
+    sources = sources or raw_sources(engine)
+    ctx = QueryContext(filters, now, scope or Scope())
+    areas = PAGE_AREAS[page]
+    costs = config.costs
+    current = sources.kpis(ctx, costs, areas)
     # A previous period reaching back before the data began would compare with
     # zeros that only mean "not recorded yet": then there is no previous value.
-    began = first_event(engine)
-    observed = filters.observed_end(now) - filters.start
+    began = sources.first_event(areas)
+    observed = filters.observed_end(ctx.now) - filters.start
     covered = began is not None and began <= filters.previous().start and observed > timedelta(0)
     # A range reaching past now is compared with as much of the previous period as has
     # happened of this one: its hours still to come are not a drop.
-    before = replace(filters.previous(), end=filters.previous().start + observed)
-    previous = _all_kpis(engine, config, before, now) if covered else dict.fromkeys(current)
+    before = ctx.with_filters(replace(filters.previous(), end=filters.previous().start + observed))
+    previous = sources.kpis(before, costs, areas) if covered else dict.fromkeys(current)
     keys = PAGE_KPIS[page]
-    trends = trend_series(engine, config, filters, now)
+    trends = sources.trends(ctx, costs, areas)
     if covered:
-        previous_trends = trend_series(engine, config, before, now)
+        previous_trends = sources.trends(before, costs, areas)
         alpha = config.insights.change_alpha
         changes = kpi_changes(current, previous, trends, previous_trends, alpha)
     else:
         changes = {k: not_comparable(v) for k, v in current.items()}
 
-    series: dict[str, pd.DataFrame] = {}
-    if page in ("overview", "detection", "insights"):
-        series["detection_trend"] = trends["detection_trend"]
+    series: dict[str, pd.DataFrame] = dict(trends)
     if page == "detection":
-        series["by_algorithm"] = detection.by_algorithm(engine, filters)
-    if page in ("overview", "performance", "insights"):
-        series["performance_trend"] = trends["performance_trend"]
+        series["by_algorithm"] = sources.detection.by_algorithm(ctx)
     if page == "performance":
-        series["by_endpoint"] = performance.by_endpoint(engine, filters)
-    if page in ("overview", "business", "insights"):
-        series["business_trend"] = trends["business_trend"]
+        series["by_endpoint"] = sources.performance.by_endpoint(ctx)
     if page == "business":
-        series["by_tenant"] = business.by_tenant(engine, filters, config.costs)
+        series["by_tenant"] = sources.business.by_tenant(ctx, costs)
     if page == "insights":
-        series.update(bottleneck_tables(engine, filters, current, previous))
+        series.update(bottleneck_tables(sources, ctx, current, previous))
 
     insights: list[Insight] = []
     if page in ("overview", "insights") and config.features.insights:
         tables = {k: v for k, v in series.items() if k.startswith("bottleneck_")} or None
-        insights = build_insights(
-            engine, config, filters, current, previous, trends, changes, now, tables
-        )
+        insights = build_insights(sources, config, ctx, current, previous, trends, changes, tables)
         if page == "overview":
             insights = [i for i in insights if i.status in ("firing", "resolved")][:3]
 

@@ -241,6 +241,7 @@ def started_redis() -> Iterator[RedisServer]:
         host=LOOPBACK,
         port=port,
         datadir=workdir,
+        save='""',  # the default "" omits --save, and redis-server then snapshots on exit
     )
     try:
         try:

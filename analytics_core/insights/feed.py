@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
 
 from analytics_core.config import Config
+from analytics_core.context import QueryContext
 from analytics_core.filters import Filters
 from analytics_core.insights import anomalies, compare, forecast, trends
 from analytics_core.insights.model import (
@@ -28,8 +28,8 @@ from analytics_core.insights.model import (
 )
 from analytics_core.insights.thresholds import check_thresholds
 from analytics_core.kpis import KPIS, TREND_COLUMN, area_of, bucket_values, format_kpi, is_missing
-from analytics_core.queries import bottlenecks, business, detection, performance
 from analytics_core.queries.common import bucket_end
+from analytics_core.sources.areas import Sources
 
 
 @dataclass(frozen=True)
@@ -69,36 +69,26 @@ BUCKET_WIDTH = {
 MIN_RELEVANT_CHANGE = 0.10
 
 
-def trend_series(
-    engine: Engine, config: Config, filters: Filters, now: datetime | None = None
-) -> dict[str, pd.DataFrame]:
-    """The three trends up to ``now`` (default: the clock), with their ``partial`` flag."""
-    return {
-        "detection_trend": detection.trend(engine, filters, now),
-        "performance_trend": performance.trend(engine, filters, now),
-        "business_trend": business.trend(engine, filters, config.costs, now),
-    }
-
-
 def build_insights(
-    engine: Engine,
+    sources: Sources,
     config: Config,
-    filters: Filters,
+    ctx: QueryContext,
     current: dict[str, float | int | None],
     previous: dict[str, float | int | None],
     series: dict[str, pd.DataFrame],
     changes: dict[str, compare.Change],
-    now: datetime,
     tables: dict[str, pd.DataFrame] | None = None,
 ) -> list[Insight]:
-    """``series`` are the range's trends at its granularity, up to ``now``; ``tables`` the
-    bottleneck tables when the caller already has them. Every detector sees the range
-    only up to ``min(end, now)`` and skips partial buckets."""
+    """``series`` are the range's trends at its granularity, up to ``ctx.now``; ``tables``
+    the bottleneck tables when the caller already has them. Every detector sees the range
+    only up to ``min(end, now)`` and skips partial buckets. Any further figures (anomaly
+    history, daily trends, episodes, capacity) come from ``sources`` under ``ctx``."""
     currency = config.costs.currency
+    filters = ctx.filters
     if tables is None:
-        tables = bottleneck_tables(engine, filters, current, previous)
+        tables = bottleneck_tables(sources, ctx, current, previous)
     found: list[Insight] = []
-    observed_days = (filters.observed_end(now) - filters.start).total_seconds() / 86400
+    observed_days = (filters.observed_end(ctx.now) - filters.start).total_seconds() / 86400
     found += check_thresholds(
         config.alerts,
         current,
@@ -107,11 +97,11 @@ def build_insights(
         BUCKET_WIDTH[filters.granularity],
         observed_days=observed_days,
     )
-    found += metric_anomalies(engine, config, filters, current, tables["bottleneck_endpoints"], now)
-    found += metric_trends(engine, config, filters, series, now)
+    found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"])
+    found += metric_trends(sources, config, ctx, series)
     found += significant_changes(current, previous, changes, currency)
     found += bottleneck_insights(tables)
-    found += capacity_insights(engine, config, filters, now)
+    found += capacity_insights(sources, config, ctx)
     return rank(drop_restated_changes(merge_incidents(found)))
 
 
@@ -287,22 +277,22 @@ def _episodes(flags: pd.Series) -> list[tuple[int, int]]:
 
 
 def metric_anomalies(
-    engine: Engine,
+    sources: Sources,
     config: Config,
-    filters: Filters,
+    ctx: QueryContext,
     current: dict[str, float | int | None],
     endpoints: pd.DataFrame,
-    now: datetime | None = None,
 ) -> list[Insight]:
     """``endpoints``: the range's endpoint shares, the usual picture an episode is set against.
-    Only buckets complete by ``now`` are scored or used as history."""
+    Only buckets complete by ``ctx.now`` are scored or used as history."""
+    filters = ctx.filters
     hourly = filters.length <= timedelta(days=31)
     history = replace(
         filters,
         start=filters.start - (HOURLY_HISTORY if hourly else DAILY_HISTORY),
         granularity="hour" if hourly else "day",
     )
-    frames = trend_series(engine, config, history, now)
+    frames = sources.trends(ctx.with_filters(history), config.costs)
     sensitivity = config.insights.sensitivity
     out: list[Insight] = []
     learning: dict[str, list[str]] = {}
@@ -320,7 +310,7 @@ def metric_anomalies(
                 learning.setdefault(area_of(metric.kpi), []).append(metric.label)
             continue
         insight = _anomaly_insight(
-            engine, metric, filters, history, window, buckets, current, endpoints
+            sources, metric, ctx, history, window, buckets, current, endpoints
         )
         if insight is not None:
             out.append(insight)
@@ -344,15 +334,16 @@ def metric_anomalies(
 
 
 def _anomaly_insight(
-    engine: Engine,
+    sources: Sources,
     metric: Metric,
-    filters: Filters,
+    ctx: QueryContext,
     history: Filters,
     window: pd.DataFrame,
     buckets: pd.Series,
     current: dict[str, float | int | None],
     endpoints: pd.DataFrame,
 ) -> Insight | None:
+    filters = ctx.filters
     flags = window["is_anomaly"].fillna(False).astype(bool)
     # Stories are built from alarms (one per incident, the detector's refractory gap
     # merging flags close together): an episode runs from an alarm to the last flag
@@ -421,7 +412,7 @@ def _anomaly_insight(
         end=end.tz_convert("UTC").to_pydatetime(),
     )
     recommendation, endpoint = _anomaly_recommendation(
-        engine, metric, episode, filters, higher, current.get("p95_ms"), endpoints
+        sources, metric, ctx.with_filters(episode), ctx, higher, current.get("p95_ms"), endpoints
     )
     return Insight(
         kind="anomaly",
@@ -459,10 +450,10 @@ CONCENTRATED = 0.15
 
 
 def _anomaly_recommendation(
-    engine: Engine,
+    sources: Sources,
     metric: Metric,
-    episode: Filters,
-    filters: Filters,
+    episode: QueryContext,
+    ctx: QueryContext,
     higher: bool,
     p95_ms: float | int | None,
     usual: pd.DataFrame,
@@ -471,7 +462,7 @@ def _anomaly_recommendation(
     with the endpoint when one was singled out."""
     if metric.kpi in ("p95_ms", "p99_ms", "error_rate") and higher:
         # "Slow" means slower than the range's p95, during the episode as over the range.
-        during = bottlenecks.endpoints(engine, episode, p95_ms)  # type: ignore[arg-type]
+        during = sources.performance.endpoint_shares(episode, p95_ms)  # type: ignore[arg-type]
         share = "slow_share" if metric.kpi != "error_rate" else "error_share"
         what = "slow requests" if share == "slow_share" else "server errors"
         if during.empty or during[share].isna().all():
@@ -497,8 +488,8 @@ def _anomaly_recommendation(
             None,
         )
     if metric.kpi == "anomaly_rate":
-        during = detection.by_detector(engine, episode)
-        usual = detection.by_detector(engine, filters).set_index("detector_id")
+        during = sources.detection.by_detector(episode)
+        usual = sources.detection.by_detector(ctx).set_index("detector_id")
         if during.empty:
             return None, None
         during = during.assign(
@@ -521,19 +512,19 @@ def _anomaly_recommendation(
 
 
 def metric_trends(
-    engine: Engine,
+    sources: Sources,
     config: Config,
-    filters: Filters,
+    ctx: QueryContext,
     series: dict[str, pd.DataFrame],
-    now: datetime | None = None,
 ) -> list[Insight]:
+    filters = ctx.filters
     if filters.length < timedelta(days=8):
         return []
     # Daily values: the page's own series when it is already by day.
     frames = (
         series
         if filters.granularity == "day"
-        else trend_series(engine, config, replace(filters, granularity="day"), now)
+        else sources.trends(ctx.with_filters(replace(filters, granularity="day")), config.costs)
     )
     out = []
     for metric in WATCHED:
@@ -744,17 +735,18 @@ MIN_CONTRIBUTING_EVENTS = 20
 
 
 def bottleneck_tables(
-    engine: Engine,
-    filters: Filters,
+    sources: Sources,
+    ctx: QueryContext,
     current: dict[str, float | int | None],
     previous: dict[str, float | int | None],
 ) -> dict[str, pd.DataFrame]:
     """Endpoint and algorithm contributions, now and in the previous period."""
-    prev_filters = filters.previous()
-    endpoints = bottlenecks.endpoints(engine, filters, current.get("p95_ms"))  # type: ignore[arg-type]
-    endpoints_before = bottlenecks.endpoints(engine, prev_filters, previous.get("p95_ms"))  # type: ignore[arg-type]
-    algos = bottlenecks.algorithms(engine, filters)
-    algos_before = bottlenecks.algorithms(engine, prev_filters)
+    before = ctx.previous()
+    perf, det = sources.performance, sources.detection
+    endpoints = perf.endpoint_shares(ctx, current.get("p95_ms"))  # type: ignore[arg-type]
+    endpoints_before = perf.endpoint_shares(before, previous.get("p95_ms"))  # type: ignore[arg-type]
+    algos = det.algorithm_shares(ctx)
+    algos_before = det.algorithm_shares(before)
     share_cols = ["slow", "errors", "slow_share", "error_share", "time_share", "request_share"]
     endpoints = endpoints.merge(
         endpoints_before[["endpoint", *share_cols]].rename(
@@ -848,13 +840,11 @@ CAPACITY_METRICS = {
 }
 
 
-def capacity_insights(
-    engine: Engine, config: Config, filters: Filters, now: datetime
-) -> list[Insight]:
-    end = filters.observed_end(now)
-    span = replace(filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
+def capacity_insights(sources: Sources, config: Config, ctx: QueryContext) -> list[Insight]:
+    end = ctx.filters.observed_end(ctx.now)
+    span = replace(ctx.filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
     frame = _since_first_activity(
-        _complete(business.trend(engine, span, config.costs, now)), "business_trend"
+        _complete(sources.business.trend(ctx.with_filters(span), config.costs)), "business_trend"
     )
     out = []
     for name, (column, label, kpi) in CAPACITY_METRICS.items():

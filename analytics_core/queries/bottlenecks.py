@@ -8,10 +8,10 @@ requests is its contribution to the p95 latency.
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import Engine, and_, func, literal, select
+from sqlalchemy import Engine, func, literal, select
 
-from analytics_core.filters import Filters
-from analytics_core.queries.common import fsum, in_range, numeric
+from analytics_core.context import QueryContext
+from analytics_core.queries.common import fsum, numeric
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.sources.database import read_frame
@@ -25,13 +25,8 @@ def _shares(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
-def endpoints(engine: Engine, filters: Filters, p95_ms: float | None) -> pd.DataFrame:
+def endpoints(engine: Engine, ctx: QueryContext, p95_ms: float | None) -> pd.DataFrame:
     """Per endpoint: requests, slow requests (> p95), errors, total time, and their shares."""
-    where = and_(
-        in_range(ar.c.ts, filters.start, filters.end),
-        *([ar.c.tenant_id.in_(filters.tenants)] if filters.tenants else []),
-        *([ar.c.endpoint.in_(filters.endpoints)] if filters.endpoints else []),
-    )
     # No p95 (no requests) means nothing is slow.
     slow = func.count().filter(ar.c.duration_ms > p95_ms) if p95_ms is not None else literal(0)
     stmt = (
@@ -42,7 +37,7 @@ def endpoints(engine: Engine, filters: Filters, p95_ms: float | None) -> pd.Data
             func.count().filter(ar.c.status_code >= 500).label("errors"),
             fsum(ar.c.duration_ms).label("total_ms"),
         )
-        .where(where)
+        .where(ctx.where(ar.c.ts, tenant=ar.c.tenant_id, endpoint=ar.c.endpoint))
         .group_by(ar.c.endpoint)
         .order_by(ar.c.endpoint)
     )
@@ -58,13 +53,8 @@ def endpoints(engine: Engine, filters: Filters, p95_ms: float | None) -> pd.Data
     )
 
 
-def algorithms(engine: Engine, filters: Filters) -> pd.DataFrame:
+def algorithms(engine: Engine, ctx: QueryContext) -> pd.DataFrame:
     """Per algorithm: runs, failures, total execution time, and their shares."""
-    where = and_(
-        in_range(dr.c.created_at, filters.start, filters.end),
-        *([dr.c.tenant_id.in_(filters.tenants)] if filters.tenants else []),
-        *([dr.c.algorithm.in_(filters.algorithms)] if filters.algorithms else []),
-    )
     stmt = (
         select(
             dr.c.algorithm,
@@ -72,7 +62,7 @@ def algorithms(engine: Engine, filters: Filters) -> pd.DataFrame:
             func.count().filter(dr.c.status == "failed").label("failed"),
             fsum(dr.c.execution_time_ms).label("total_ms"),
         )
-        .where(where)
+        .where(ctx.where(dr.c.created_at, tenant=dr.c.tenant_id, algorithm=dr.c.algorithm))
         .group_by(dr.c.algorithm)
         .order_by(dr.c.algorithm)
     )

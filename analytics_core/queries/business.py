@@ -3,15 +3,14 @@ algorithm and endpoint filters do not (cost covers all of a tenant's usage)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import reduce
 
 import pandas as pd
 from sqlalchemy import Double, Engine, Select, cast, extract, func, select, union
 
 from analytics_core.config import Costs
-from analytics_core.filters import Filters
-from analytics_core.queries.common import bucket, fill_buckets, fsum, in_range, numeric
+from analytics_core.context import QueryContext
+from analytics_core.queries.common import bucket, fill_buckets, fsum, numeric
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.schema import tenants as tn
@@ -32,11 +31,7 @@ def cost(compute_hours: float, gb: float, api_calls: float, costs: Costs) -> flo
     )
 
 
-def _tenant(filters: Filters, col):
-    return [col.in_(filters.tenants)] if filters.tenants else []
-
-
-def _active_user_events(filters: Filters, with_bucket: bool, with_tenant: bool = False):
+def _active_user_events(ctx: QueryContext, with_bucket: bool, with_tenant: bool = False):
     """(bucket?, tenant?, user_id) of every request and session start in range."""
 
     def part(ts, user, tenant, table):
@@ -44,13 +39,8 @@ def _active_user_events(filters: Filters, with_bucket: bool, with_tenant: bool =
         if with_tenant:
             cols.insert(0, tenant.label("tenant_id"))
         if with_bucket:
-            cols.insert(0, bucket(ts, filters).label("bucket"))
-        return (
-            select(*cols)
-            .select_from(table)
-            .where(in_range(ts, filters.start, filters.end), user.is_not(None))
-            .where(*_tenant(filters, tenant))
-        )
+            cols.insert(0, bucket(ts, ctx.filters).label("bucket"))
+        return select(*cols).select_from(table).where(ctx.where(ts, tenant), user.is_not(None))
 
     return union(
         part(ar.c.ts, ar.c.user_id, ar.c.tenant_id, ar),
@@ -71,33 +61,23 @@ def _usage(c=ar.c):
     )
 
 
-def kpis(engine: Engine, filters: Filters, costs: Costs) -> dict[str, float | int | None]:
-    events = _active_user_events(filters, with_bucket=False)
+def kpis(engine: Engine, ctx: QueryContext, costs: Costs) -> dict[str, float | int | None]:
+    events = _active_user_events(ctx, with_bucket=False)
     active = read_row(engine, select(func.count(events.c.user_id.distinct()).label("n")))["n"]
     new = read_row(
-        engine,
-        select(func.count().label("n")).where(
-            in_range(u.c.created_at, filters.start, filters.end), *_tenant(filters, u.c.tenant_id)
-        ),
+        engine, select(func.count().label("n")).where(ctx.where(u.c.created_at, u.c.tenant_id))
     )["n"]
     sessions = read_row(
         engine,
         select(func.count().label("sessions"), _session_minutes().label("minutes")).where(
-            in_range(us.c.started_at, filters.start, filters.end),
-            *_tenant(filters, us.c.tenant_id),
+            ctx.where(us.c.started_at, us.c.tenant_id)
         ),
     )
-    usage = read_row(
-        engine,
-        select(*_usage()).where(
-            in_range(ar.c.ts, filters.start, filters.end), *_tenant(filters, ar.c.tenant_id)
-        ),
-    )
+    usage = read_row(engine, select(*_usage()).where(ctx.where(ar.c.ts, ar.c.tenant_id)))
     compute_ms = read_row(
         engine,
         select(fsum(dr.c.execution_time_ms).label("ms")).where(
-            in_range(dr.c.created_at, filters.start, filters.end),
-            *_tenant(filters, dr.c.tenant_id),
+            ctx.where(dr.c.created_at, dr.c.tenant_id)
         ),
     )["ms"]
     api_calls = int(usage["api_calls"] or 0)
@@ -121,12 +101,10 @@ def _grouped(stmt: Select, key) -> Select:
     return stmt.group_by(key).order_by(key)
 
 
-def trend(
-    engine: Engine, filters: Filters, costs: Costs, now: datetime | None = None
-) -> pd.DataFrame:
-    """Per bucket up to ``now``: active_users, new_users, sessions, api_calls,
+def trend(engine: Engine, ctx: QueryContext, costs: Costs) -> pd.DataFrame:
+    """Per bucket up to ``ctx.now``: active_users, new_users, sessions, api_calls,
     data_processed_gb, compute_hours, cost, partial (see :func:`fill_buckets`)."""
-    events = _active_user_events(filters, with_bucket=True)
+    events = _active_user_events(ctx, with_bucket=True)
     frames = [
         read_frame(
             engine,
@@ -145,8 +123,8 @@ def trend(
         (dr, dr.c.created_at, dr.c.tenant_id, None),
     ):
         inner = (
-            select(bucket(ts, filters).label("bucket"), *table.c)
-            .where(in_range(ts, filters.start, filters.end), *_tenant(filters, tenant))
+            select(bucket(ts, ctx.filters).label("bucket"), *table.c)
+            .where(ctx.where(ts, tenant))
             .subquery()
         )
         if table is ar:
@@ -158,7 +136,7 @@ def trend(
         lambda a, b: a.merge(b, on="bucket", how="outer"),
         [f.assign(bucket=pd.to_datetime(f["bucket"]).dt.tz_localize(None)) for f in frames],
     )
-    out = fill_buckets(merged, filters, _TREND_COUNTS, now)
+    out = fill_buckets(merged, ctx.filters, _TREND_COUNTS, ctx.now)
     out["data_processed_gb"] = out["data_processed_gb"].fillna(0.0)
     out["compute_hours"] = out["compute_hours"].fillna(0.0)
     out["cost"] = cost(out["compute_hours"], out["data_processed_gb"], out["api_calls"], costs)
@@ -166,29 +144,24 @@ def trend(
     return out
 
 
-def by_tenant(engine: Engine, filters: Filters, costs: Costs) -> pd.DataFrame:
-    """One row per tenant (within the filter): plan, active users, usage and cost."""
-    events = _active_user_events(filters, with_bucket=False, with_tenant=True)
+def by_tenant(engine: Engine, ctx: QueryContext, costs: Costs) -> pd.DataFrame:
+    """One row per tenant (within the filter and scope): plan, active users, usage and cost."""
+    events = _active_user_events(ctx, with_bucket=False, with_tenant=True)
     active = _grouped(
         select(events.c.tenant_id, func.count(events.c.user_id.distinct()).label("active_users")),
         events.c.tenant_id,
     )
     usage = _grouped(
-        select(ar.c.tenant_id, *_usage()).where(
-            in_range(ar.c.ts, filters.start, filters.end), *_tenant(filters, ar.c.tenant_id)
-        ),
+        select(ar.c.tenant_id, *_usage()).where(ctx.where(ar.c.ts, ar.c.tenant_id)),
         ar.c.tenant_id,
     )
     compute = _grouped(
         select(
             dr.c.tenant_id, (fsum(dr.c.execution_time_ms) / MS_PER_HOUR).label("compute_hours")
-        ).where(
-            in_range(dr.c.created_at, filters.start, filters.end),
-            *_tenant(filters, dr.c.tenant_id),
-        ),
+        ).where(ctx.where(dr.c.created_at, dr.c.tenant_id)),
         dr.c.tenant_id,
     )
-    names = select(tn.c.tenant_id, tn.c.name, tn.c.plan).where(*_tenant(filters, tn.c.tenant_id))
+    names = select(tn.c.tenant_id, tn.c.name, tn.c.plan).where(ctx.where(None, tn.c.tenant_id))
     frame = read_frame(engine, names.order_by(tn.c.tenant_id))
     for stmt in (active, usage, compute):
         frame = frame.merge(read_frame(engine, stmt), on="tenant_id", how="left")

@@ -1,5 +1,6 @@
-"""Building blocks shared by the per-area queries: range and filter predicates,
-time buckets computed in the database, percentiles, and gap filling.
+"""Building blocks shared by the per-area queries: the range predicate (applied through
+:meth:`analytics_core.context.QueryContext.where`), time buckets computed in the
+database, percentiles, and gap filling.
 
 Every statement is SQLAlchemy Core and runs unchanged on PostgreSQL and DuckDB.
 Filter values are bound parameters; the bucket width comes from an allow-list.
@@ -29,23 +30,6 @@ BUCKET_STEP = {
 def in_range(column: KeyedColumnElement, start, end) -> ColumnElement[bool]:
     """Half-open ``[start, end)`` on a timestamptz column."""
     return and_(column >= start, column < end)
-
-
-def scope(
-    filters: Filters,
-    tenant_col: KeyedColumnElement | None = None,
-    algorithm_col: KeyedColumnElement | None = None,
-    endpoint_col: KeyedColumnElement | None = None,
-) -> list[ColumnElement[bool]]:
-    """Predicates for the filters that apply to a table (empty tuple = all)."""
-    preds: list[ColumnElement[bool]] = []
-    if tenant_col is not None and filters.tenants:
-        preds.append(tenant_col.in_(filters.tenants))
-    if algorithm_col is not None and filters.algorithms:
-        preds.append(algorithm_col.in_(filters.algorithms))
-    if endpoint_col is not None and filters.endpoints:
-        preds.append(endpoint_col.in_(filters.endpoints))
-    return preds
 
 
 def bucket(column: KeyedColumnElement, filters: Filters) -> ColumnElement:

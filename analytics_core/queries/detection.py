@@ -3,17 +3,14 @@ and ``detection_feedback``. Tenant and algorithm filters apply."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pandas as pd
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, func, select
 
-from analytics_core.filters import Filters
+from analytics_core.context import QueryContext
 from analytics_core.queries.common import (
     bucket,
     fill_buckets,
     fsum,
-    in_range,
     numeric,
     percentile,
     ratio,
@@ -24,12 +21,8 @@ from analytics_core.schema import detection_results as dr
 from analytics_core.sources.database import read_frame, read_row
 
 
-def _where(filters: Filters):
-    return and_(
-        in_range(dr.c.created_at, filters.start, filters.end),
-        *([dr.c.tenant_id.in_(filters.tenants)] if filters.tenants else []),
-        *([dr.c.algorithm.in_(filters.algorithms)] if filters.algorithms else []),
-    )
+def _where(ctx: QueryContext):
+    return ctx.where(dr.c.created_at, tenant=dr.c.tenant_id, algorithm=dr.c.algorithm)
 
 
 def _aggregates(c=dr.c):
@@ -51,7 +44,7 @@ def _aggregates(c=dr.c):
     )
 
 
-def _false_positive_rate(filters: Filters, group_col=None):
+def _false_positive_rate(ctx: QueryContext, group_col=None):
     cols = [group_col] if group_col is not None else []
     stmt = (
         select(
@@ -62,14 +55,14 @@ def _false_positive_rate(filters: Filters, group_col=None):
             ).label("false_positive_rate"),
         )
         .select_from(fb.join(dr, fb.c.detection_id == dr.c.id))
-        .where(_where(filters))
+        .where(_where(ctx))
     )
     return stmt.group_by(*cols) if cols else stmt
 
 
-def kpis(engine: Engine, filters: Filters) -> dict[str, float | int | None]:
-    row = read_row(engine, select(*_aggregates()).where(_where(filters)))
-    fp = read_row(engine, _false_positive_rate(filters))
+def kpis(engine: Engine, ctx: QueryContext) -> dict[str, float | int | None]:
+    row = read_row(engine, select(*_aggregates()).where(_where(ctx)))
+    fp = read_row(engine, _false_positive_rate(ctx))
     return {
         "total_detections": int(row["detections"] or 0),
         "failed_detections": int(row["failed"] or 0),
@@ -85,12 +78,12 @@ def kpis(engine: Engine, filters: Filters) -> dict[str, float | int | None]:
 _TREND_COUNTS = ("detections", "failed", "anomalies")
 
 
-def trend(engine: Engine, filters: Filters, now: datetime | None = None) -> pd.DataFrame:
-    """Per bucket up to ``now``: detections, failed, anomalies, anomaly_rate, avg_confidence,
+def trend(engine: Engine, ctx: QueryContext) -> pd.DataFrame:
+    """Per bucket up to ``ctx.now``: detections, failed, anomalies, anomaly_rate, avg_confidence,
     avg_execution_ms, p95_execution_ms, partial (see :func:`fill_buckets`)."""
     inner = (
-        select(bucket(dr.c.created_at, filters).label("bucket"), *dr.c)
-        .where(_where(filters))
+        select(bucket(dr.c.created_at, ctx.filters).label("bucket"), *dr.c)
+        .where(_where(ctx))
         .subquery()
     )
     stmt = (
@@ -98,29 +91,29 @@ def trend(engine: Engine, filters: Filters, now: datetime | None = None) -> pd.D
         .group_by(inner.c.bucket)
         .order_by(inner.c.bucket)
     )
-    return fill_buckets(read_frame(engine, stmt), filters, _TREND_COUNTS, now)
+    return fill_buckets(read_frame(engine, stmt), ctx.filters, _TREND_COUNTS, ctx.now)
 
 
-def by_algorithm(engine: Engine, filters: Filters) -> pd.DataFrame:
+def by_algorithm(engine: Engine, ctx: QueryContext) -> pd.DataFrame:
     """One row per algorithm: the trend's figures plus false_positive_rate."""
     stmt = (
         select(dr.c.algorithm, *_aggregates())
-        .where(_where(filters))
+        .where(_where(ctx))
         .group_by(dr.c.algorithm)
         .order_by(dr.c.algorithm)
     )
     frame = read_frame(engine, stmt)
-    fp = read_frame(engine, _false_positive_rate(filters, dr.c.algorithm))
+    fp = read_frame(engine, _false_positive_rate(ctx, dr.c.algorithm))
     frame = frame.merge(fp, on="algorithm", how="left")
     floats = [c for c in frame.columns if c not in _TREND_COUNTS and c != "algorithm"]
     return numeric(frame, _TREND_COUNTS, floats)
 
 
-def by_detector(engine: Engine, filters: Filters) -> pd.DataFrame:
+def by_detector(engine: Engine, ctx: QueryContext) -> pd.DataFrame:
     """One row per detector (with its algorithm): the trend's figures."""
     stmt = (
         select(dr.c.detector_id, dr.c.algorithm, *_aggregates())
-        .where(_where(filters))
+        .where(_where(ctx))
         .group_by(dr.c.detector_id, dr.c.algorithm)
         .order_by(dr.c.detector_id)
     )

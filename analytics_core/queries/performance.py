@@ -9,22 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, func, select
 
+from analytics_core.context import QueryContext
 from analytics_core.filters import Filters
-from analytics_core.queries.common import bucket, fill_buckets, in_range, numeric, percentile, ratio
+from analytics_core.queries.common import bucket, fill_buckets, numeric, percentile, ratio
 from analytics_core.schema import api_requests as ar
 from analytics_core.sources.database import read_frame, read_row
 
 _COUNTS = ("requests", "errors")
 
 
-def _where(filters: Filters):
-    return and_(
-        in_range(ar.c.ts, filters.start, filters.end),
-        *([ar.c.tenant_id.in_(filters.tenants)] if filters.tenants else []),
-        *([ar.c.endpoint.in_(filters.endpoints)] if filters.endpoints else []),
-    )
+def _where(ctx: QueryContext):
+    return ctx.where(ar.c.ts, tenant=ar.c.tenant_id, endpoint=ar.c.endpoint)
 
 
 def _aggregates(c=ar.c):
@@ -48,12 +45,10 @@ def observed_seconds(filters: Filters, now: datetime | None = None) -> float:
     return (filters.observed_end(now or datetime.now(UTC)) - filters.start).total_seconds()
 
 
-def kpis(
-    engine: Engine, filters: Filters, now: datetime | None = None
-) -> dict[str, float | int | None]:
-    row = read_row(engine, select(*_aggregates()).where(_where(filters)))
+def kpis(engine: Engine, ctx: QueryContext) -> dict[str, float | int | None]:
+    row = read_row(engine, select(*_aggregates()).where(_where(ctx)))
     requests = int(row["requests"] or 0)
-    seconds = observed_seconds(filters, now)
+    seconds = observed_seconds(ctx.filters, ctx.now)
     error_rate = row["error_rate"]
     return {
         "requests": requests,
@@ -67,24 +62,24 @@ def kpis(
     }
 
 
-def trend(engine: Engine, filters: Filters, now: datetime | None = None) -> pd.DataFrame:
-    """Per bucket up to ``now``: requests, errors, error_rate, avg_ms, p50_ms, p95_ms,
+def trend(engine: Engine, ctx: QueryContext) -> pd.DataFrame:
+    """Per bucket up to ``ctx.now``: requests, errors, error_rate, avg_ms, p50_ms, p95_ms,
     p99_ms, partial (see :func:`fill_buckets`)."""
     inner = (
-        select(bucket(ar.c.ts, filters).label("bucket"), ar.c.status_code, ar.c.duration_ms)
-        .where(_where(filters))
+        select(bucket(ar.c.ts, ctx.filters).label("bucket"), ar.c.status_code, ar.c.duration_ms)
+        .where(_where(ctx))
         .subquery()
     )
     stmt = select(inner.c.bucket, *_aggregates(inner.c)).group_by(inner.c.bucket)
     frame = read_frame(engine, stmt.order_by(inner.c.bucket))
-    return fill_buckets(frame, filters, _COUNTS, now)
+    return fill_buckets(frame, ctx.filters, _COUNTS, ctx.now)
 
 
-def by_endpoint(engine: Engine, filters: Filters) -> pd.DataFrame:
+def by_endpoint(engine: Engine, ctx: QueryContext) -> pd.DataFrame:
     """One row per (method, endpoint) with the trend's figures and its share of requests."""
     stmt = (
         select(ar.c.endpoint, ar.c.method, *_aggregates())
-        .where(_where(filters))
+        .where(_where(ctx))
         .group_by(ar.c.endpoint, ar.c.method)
         .order_by(ar.c.endpoint, ar.c.method)
     )

@@ -6,17 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analytics_core.context import QueryContext
 from analytics_core.filters import make_filters
 from analytics_core.queries import bottlenecks
 from tests.fixtures import DAYS, T0
 
 START, END = T0.to_pydatetime(), (T0 + pd.Timedelta(days=DAYS)).to_pydatetime()
+CTX = QueryContext(make_filters(START, END), END)
 
 
 def test_endpoint_shares_of_slow_requests_and_errors(engine, dataset):
     r = dataset.api_requests
     p95 = float(np.percentile(r.duration_ms, 95))
-    table = bottlenecks.endpoints(engine, make_filters(START, END), p95).set_index("endpoint")
+    table = bottlenecks.endpoints(engine, CTX, p95).set_index("endpoint")
     slow = r[r.duration_ms > p95].groupby("endpoint").size()
     errors = r[r.status_code >= 500].groupby("endpoint").size()
     for endpoint in r.endpoint.unique():
@@ -32,7 +34,7 @@ def test_endpoint_shares_of_slow_requests_and_errors(engine, dataset):
 
 def test_algorithm_shares_of_time_and_failures(engine, dataset):
     d = dataset.detection_results
-    table = bottlenecks.algorithms(engine, make_filters(START, END)).set_index("algorithm")
+    table = bottlenecks.algorithms(engine, CTX).set_index("algorithm")
     time = d.groupby("algorithm").execution_time_ms.sum()
     for algorithm, total in time.items():
         assert table.loc[algorithm, "time_share"] == pytest.approx(total / time.sum(), rel=1e-9)

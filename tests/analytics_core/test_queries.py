@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from analytics_core.config import Costs
+from analytics_core.context import QueryContext
 from analytics_core.filters import make_filters
 from analytics_core.queries import business, detection, performance
 from tests.analytics_core import expected
@@ -29,6 +32,11 @@ def _filters(rng, granularity="day", tz="UTC", **scope):
     return make_filters(rng[0].to_pydatetime(), rng[1].to_pydatetime(), tz, granularity, **scope)
 
 
+def _ctx(filters, now=None) -> QueryContext:
+    """The filters at ``now``, the clock by default."""
+    return QueryContext(filters, now or datetime.now(UTC))
+
+
 @pytest.mark.parametrize("range_name", RANGES)
 @pytest.mark.parametrize("scope_name", SCOPES)
 def test_kpis_match_definitions(engine, dataset, range_name, scope_name):
@@ -36,36 +44,36 @@ def test_kpis_match_definitions(engine, dataset, range_name, scope_name):
     f = _filters(rng, **scope)
     now = T0 + pd.Timedelta(days=365)  # the whole range is in the past
     expected.assert_kpis_equal(
-        detection.kpis(engine, f), expected.detection(dataset, *rng, **scope)
+        detection.kpis(engine, _ctx(f)), expected.detection(dataset, *rng, **scope)
     )
     expected.assert_kpis_equal(
-        performance.kpis(engine, f, now.to_pydatetime()),
+        performance.kpis(engine, _ctx(f, now.to_pydatetime())),
         expected.performance(dataset, *rng, **scope),
     )
     expected.assert_kpis_equal(
-        business.kpis(engine, f, COSTS), expected.business(dataset, *rng, COSTS, **scope)
+        business.kpis(engine, _ctx(f), COSTS), expected.business(dataset, *rng, COSTS, **scope)
     )
 
 
 def test_algorithm_and_endpoint_filters(engine, dataset):
     f = _filters(FULL, algorithms=("lof",), endpoints=("/api/v1/detect", "/api/v1/health"))
     expected.assert_kpis_equal(
-        detection.kpis(engine, f), expected.detection(dataset, *FULL, algorithms=("lof",))
+        detection.kpis(engine, _ctx(f)), expected.detection(dataset, *FULL, algorithms=("lof",))
     )
     want = expected.performance(dataset, *FULL, endpoints=("/api/v1/detect", "/api/v1/health"))
-    expected.assert_kpis_equal(performance.kpis(engine, f), want)
+    expected.assert_kpis_equal(performance.kpis(engine, _ctx(f)), want)
 
 
 def test_empty_range_is_no_data_not_zero(engine, dataset):
     f = _filters(BEFORE)
-    det = detection.kpis(engine, f)
+    det = detection.kpis(engine, _ctx(f))
     assert det["total_detections"] == 0
     for key in ("anomaly_rate", "avg_confidence", "p95_execution_ms", "false_positive_rate"):
         assert det[key] is None, key
-    perf = performance.kpis(engine, f)
+    perf = performance.kpis(engine, _ctx(f))
     assert perf["requests"] == 0
     assert all(perf[k] is None for k in ("error_rate", "availability", "p50_ms", "p99_ms"))
-    assert business.kpis(engine, f, COSTS)["avg_session_minutes"] is None
+    assert business.kpis(engine, _ctx(f), COSTS)["avg_session_minutes"] is None
 
 
 @pytest.mark.parametrize(
@@ -74,7 +82,7 @@ def test_empty_range_is_no_data_not_zero(engine, dataset):
 )
 def test_detection_trend_buckets_in_time_zone(engine, dataset, tz, granularity):
     f = _filters(FULL, granularity=granularity, tz=tz)
-    got = detection.trend(engine, f).set_index("bucket")
+    got = detection.trend(engine, _ctx(f)).set_index("bucket")
     d = dataset.detection_results
     d = d.assign(bucket=expected.local_bucket(d.created_at, tz, granularity))
     ok = d[d.status == "success"]
@@ -94,7 +102,7 @@ def test_detection_trend_buckets_in_time_zone(engine, dataset, tz, granularity):
 
 def test_performance_trend_and_endpoints(engine, dataset):
     f = _filters(FULL, granularity="day", tz="Europe/Paris")
-    got = performance.trend(engine, f).set_index("bucket")
+    got = performance.trend(engine, _ctx(f)).set_index("bucket")
     r = dataset.api_requests.assign(
         bucket=expected.local_bucket(dataset.api_requests.ts, "Europe/Paris", "day")
     )
@@ -107,7 +115,7 @@ def test_performance_trend_and_endpoints(engine, dataset):
         got.loc[g.size().index, "error_rate"], g.status_code.apply(lambda s: (s >= 500).mean())
     )
 
-    table = performance.by_endpoint(engine, f).set_index(["endpoint", "method"])
+    table = performance.by_endpoint(engine, _ctx(f)).set_index(["endpoint", "method"])
     e = r.groupby(["endpoint", "method"])
     np.testing.assert_array_equal(table.loc[e.size().index, "requests"], e.size())
     np.testing.assert_allclose(
@@ -118,7 +126,7 @@ def test_performance_trend_and_endpoints(engine, dataset):
 
 def test_by_algorithm(engine, dataset):
     f = _filters(FULL)
-    table = detection.by_algorithm(engine, f).set_index("algorithm")
+    table = detection.by_algorithm(engine, _ctx(f)).set_index("algorithm")
     for algo in dataset.detection_results.algorithm.unique():
         want = expected.detection(dataset, *FULL, algorithms=(algo,))
         row = table.loc[algo]
@@ -129,14 +137,14 @@ def test_by_algorithm(engine, dataset):
 
 def test_business_trend_and_tenants(engine, dataset):
     f = _filters(FULL, granularity="week")
-    trend = business.trend(engine, f, COSTS)
+    trend = business.trend(engine, _ctx(f), COSTS)
     total = expected.business(dataset, *FULL, COSTS)
     # Volumes add up across buckets; active users do not (distinct per bucket).
     assert trend["api_calls"].sum() == total["api_calls"]
     assert trend["sessions"].sum() == total["sessions"]
     assert trend["cost"].sum() == pytest.approx(total["total_cost"], rel=1e-9)
     assert trend["active_users"].max() <= total["active_users"]
-    tenants = business.by_tenant(engine, f, COSTS).set_index("tenant_id")
+    tenants = business.by_tenant(engine, _ctx(f), COSTS).set_index("tenant_id")
     for tenant in ("t_a", "t_b", "t_c"):
         want = expected.business(dataset, *FULL, COSTS, tenants=(tenant,))
         assert tenants.loc[tenant, "active_users"] == want["active_users"]
@@ -182,8 +190,8 @@ def test_hourly_buckets_keep_both_hours_when_clocks_go_back(dst_url):
 
     engine = make_engine(dst_url)
     start, end = pd.Timestamp("2026-11-01T04:00Z"), pd.Timestamp("2026-11-01T08:00Z")
-    hourly = performance.trend(engine, _filters((start, end), "hour", "America/New_York"))
-    daily = performance.trend(engine, _filters((start, end), "day", "America/New_York"))
+    hourly = performance.trend(engine, _ctx(_filters((start, end), "hour", "America/New_York")))
+    daily = performance.trend(engine, _ctx(_filters((start, end), "day", "America/New_York")))
     engine.dispose()
     labels = [t.isoformat() for t in hourly["bucket"]]
     assert labels == [
@@ -201,7 +209,7 @@ def test_trend_stops_at_now_and_flags_the_running_bucket(engine, dataset):
     # A range reaching two days past now, which sits inside the 05:00 hour of day 4.
     now = (T0 + pd.Timedelta(days=3, hours=5, minutes=30)).to_pydatetime()
     f = _filters((T0, T0 + pd.Timedelta(days=5)), granularity="hour")
-    got = performance.trend(engine, f, now)
+    got = performance.trend(engine, _ctx(f, now))
     want_buckets = pd.date_range(T0, T0 + pd.Timedelta(days=3, hours=5), freq="h")
     assert got["bucket"].tolist() == list(want_buckets)  # no zero-filled future hours
     assert got["partial"].tolist() == [False] * (len(want_buckets) - 1) + [True]
@@ -211,8 +219,8 @@ def test_trend_stops_at_now_and_flags_the_running_bucket(engine, dataset):
     np.testing.assert_array_equal(got.set_index("bucket").loc[counts.index, "requests"], counts)
     # A range starting inside a day: its first daily bucket is partial.
     daily = detection.trend(
-        engine, _filters((T0 + pd.Timedelta(hours=6), T0 + pd.Timedelta(days=3)), "day")
+        engine, _ctx(_filters((T0 + pd.Timedelta(hours=6), T0 + pd.Timedelta(days=3)), "day"))
     )
     assert daily["partial"].tolist() == [True, False, False]
-    business_rows = business.trend(engine, f, COSTS, now)
+    business_rows = business.trend(engine, _ctx(f, now), COSTS)
     assert business_rows["bucket"].max() == want_buckets[-1] and business_rows["partial"].iloc[-1]

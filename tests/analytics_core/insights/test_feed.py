@@ -115,14 +115,17 @@ def test_a_short_history_is_learning_not_guessing(tmp_path):
     [(1.0, "firing", "already reached"), (1e12, "ok", "not expected"), (None, "ok", "forecast")],
 )
 def test_capacity_forecast_against_a_limit(demo_url, limit, status, words):
+    from analytics_core.context import QueryContext
     from analytics_core.insights.feed import capacity_insights
+    from analytics_core.sources.areas import raw_sources
 
     config = load_config()
     capacity = {} if limit is None else {"requests_per_day": limit}
     insights = config.insights.model_copy(update={"capacity": capacity})
     config = config.model_copy(update={"insights": insights})
     engine = make_engine(demo_url)
-    found = capacity_insights(engine, config, make_filters(END - timedelta(days=7), END), END)
+    ctx = QueryContext(make_filters(END - timedelta(days=7), END), END)
+    found = capacity_insights(raw_sources(engine), config, ctx)
     engine.dispose()
     requests = next(i for i in found if i.kpi == "api_calls")
     assert requests.status == status and words in requests.message

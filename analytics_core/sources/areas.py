@@ -1,0 +1,200 @@
+"""One source per area behind a small protocol: the pages and the insights feed ask a
+source for figures under a :class:`~analytics_core.context.QueryContext` and never
+which tables hold them. The raw-table sources here answer from the event tables;
+rollup-backed and Prometheus sources implement the same protocols.
+
+Every method returns exactly the frame or dict the raw query returns (same keys, same
+columns, same dtypes), so a page cannot tell its sources apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics_core import catalog
+from analytics_core.config import Costs
+from analytics_core.context import QueryContext
+from analytics_core.queries import bottlenecks, business, detection, performance
+
+Figures = dict[str, float | int | None]
+
+AREAS = ("detection", "performance", "business")
+
+
+class DetectionSource(Protocol):
+    label: str  # where the figures come from, for captions (e.g. "raw tables")
+
+    def first_event(self) -> datetime | None:
+        """When this area's stored history begins (whatever the range, filters, scope)."""
+        ...
+
+    def kpis(self, ctx: QueryContext) -> Figures: ...
+
+    def trend(self, ctx: QueryContext) -> pd.DataFrame: ...
+
+    def by_algorithm(self, ctx: QueryContext) -> pd.DataFrame: ...
+
+    def by_detector(self, ctx: QueryContext) -> pd.DataFrame: ...
+
+    def algorithm_shares(self, ctx: QueryContext) -> pd.DataFrame:
+        """Each algorithm's share of runs, failures and execution time."""
+        ...
+
+
+class PerformanceSource(Protocol):
+    label: str
+
+    def first_event(self) -> datetime | None: ...
+
+    def kpis(self, ctx: QueryContext) -> Figures: ...
+
+    def trend(self, ctx: QueryContext) -> pd.DataFrame: ...
+
+    def by_endpoint(self, ctx: QueryContext) -> pd.DataFrame: ...
+
+    def endpoint_shares(self, ctx: QueryContext, p95_ms: float | None) -> pd.DataFrame:
+        """Each endpoint's share of requests, of requests slower than ``p95_ms``, of
+        server errors and of time."""
+        ...
+
+
+class BusinessSource(Protocol):
+    """Costs are the config's unit prices: an argument, not part of the source, so the
+    same source serves any price list."""
+
+    label: str
+
+    def first_event(self) -> datetime | None: ...
+
+    def kpis(self, ctx: QueryContext, costs: Costs) -> Figures: ...
+
+    def trend(self, ctx: QueryContext, costs: Costs) -> pd.DataFrame: ...
+
+    def by_tenant(self, ctx: QueryContext, costs: Costs) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class Sources:
+    detection: DetectionSource
+    performance: PerformanceSource
+    business: BusinessSource
+
+    def first_event(self, areas: Sequence[str] = AREAS) -> datetime | None:
+        """When the history of the given areas begins: the earliest of their first events."""
+        firsts = [getattr(self, area).first_event() for area in areas]
+        known = [f for f in firsts if f is not None]
+        return min(known) if known else None
+
+    def kpis(self, ctx: QueryContext, costs: Costs, areas: Sequence[str] = AREAS) -> Figures:
+        """The KPIs of the given areas, in area order; ``avg_response_ms`` (the Overview's
+        name for the mean latency) with the performance ones."""
+        values: Figures = {}
+        if "detection" in areas:
+            values.update(self.detection.kpis(ctx))
+        if "performance" in areas:
+            values.update(self.performance.kpis(ctx))
+        if "business" in areas:
+            values.update(self.business.kpis(ctx, costs))
+        if "performance" in areas:
+            values["avg_response_ms"] = values["avg_ms"]
+        return values
+
+    def trends(
+        self, ctx: QueryContext, costs: Costs, areas: Sequence[str] = AREAS
+    ) -> dict[str, pd.DataFrame]:
+        """The given areas' trends up to ``ctx.now``, with their ``partial`` flag."""
+        out: dict[str, pd.DataFrame] = {}
+        if "detection" in areas:
+            out["detection_trend"] = self.detection.trend(ctx)
+        if "performance" in areas:
+            out["performance_trend"] = self.performance.trend(ctx)
+        if "business" in areas:
+            out["business_trend"] = self.business.trend(ctx, costs)
+        return out
+
+
+RAW_LABEL = "raw tables"
+
+
+class RawDetection:
+    """Detection figures from ``detection_results`` and ``detection_feedback``."""
+
+    label = RAW_LABEL
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def first_event(self) -> datetime | None:
+        return catalog.first_detection(self.engine)
+
+    def kpis(self, ctx: QueryContext) -> Figures:
+        return detection.kpis(self.engine, ctx)
+
+    def trend(self, ctx: QueryContext) -> pd.DataFrame:
+        return detection.trend(self.engine, ctx)
+
+    def by_algorithm(self, ctx: QueryContext) -> pd.DataFrame:
+        return detection.by_algorithm(self.engine, ctx)
+
+    def by_detector(self, ctx: QueryContext) -> pd.DataFrame:
+        return detection.by_detector(self.engine, ctx)
+
+    def algorithm_shares(self, ctx: QueryContext) -> pd.DataFrame:
+        return bottlenecks.algorithms(self.engine, ctx)
+
+
+class RawPerformance:
+    """Performance figures from the request log (``api_requests``)."""
+
+    label = RAW_LABEL
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def first_event(self) -> datetime | None:
+        return catalog.first_request(self.engine)
+
+    def kpis(self, ctx: QueryContext) -> Figures:
+        return performance.kpis(self.engine, ctx)
+
+    def trend(self, ctx: QueryContext) -> pd.DataFrame:
+        return performance.trend(self.engine, ctx)
+
+    def by_endpoint(self, ctx: QueryContext) -> pd.DataFrame:
+        return performance.by_endpoint(self.engine, ctx)
+
+    def endpoint_shares(self, ctx: QueryContext, p95_ms: float | None) -> pd.DataFrame:
+        return bottlenecks.endpoints(self.engine, ctx, p95_ms)
+
+
+class RawBusiness:
+    """Users, sessions, usage and cost from the request log, sessions, users and runs."""
+
+    label = RAW_LABEL
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def first_event(self) -> datetime | None:
+        # Cost is priced on requests and detection runs alike.
+        return catalog.first_event(self.engine)
+
+    def kpis(self, ctx: QueryContext, costs: Costs) -> Figures:
+        return business.kpis(self.engine, ctx, costs)
+
+    def trend(self, ctx: QueryContext, costs: Costs) -> pd.DataFrame:
+        return business.trend(self.engine, ctx, costs)
+
+    def by_tenant(self, ctx: QueryContext, costs: Costs) -> pd.DataFrame:
+        return business.by_tenant(self.engine, ctx, costs)
+
+
+def raw_sources(engine: Engine) -> Sources:
+    """Every area answered from the raw event tables of ``engine``."""
+    return Sources(RawDetection(engine), RawPerformance(engine), RawBusiness(engine))
