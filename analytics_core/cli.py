@@ -1,4 +1,4 @@
-"""The ``analytics`` command: init-db, seed, demo, export, detect-anomalies, serve.
+"""The ``analytics`` command: init-db, seed, demo, rollup, export, detect-anomalies, serve.
 
 Exit codes: 0 success, 2 bad input or config (the message names what was
 wrong), 3 a data source unreachable, 1 anything else.
@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # Only light modules at import time: `analytics --help` and `detect-anomalies` must not
@@ -72,6 +72,23 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="create the embedded demo database if missing, top it up if over an hour old",
+    )
+
+    rollup = sub.add_parser(
+        "rollup",
+        parents=[common],
+        help="bring the rollup tables up to date (incremental; writes rollup_* tables only)",
+    )
+    rollup.add_argument(
+        "--late-window",
+        default="1h",
+        help="recompute this far behind the watermark to catch late rows (default: 1h)",
+    )
+    rollup.add_argument(
+        "--every", help="repeat at this interval (e.g. 60s) until SIGINT or SIGTERM"
+    )
+    rollup.add_argument(
+        "--full", action="store_true", help="recompute from the earliest event (after a backfill)"
     )
 
     detect = sub.add_parser(
@@ -190,6 +207,7 @@ def _prepare_demo() -> None:
             raise
         engine.dispose()
         print(f"created demo database {path} ({counts['api_requests']:,} requests)")
+        _roll_up_demo(url)
         return
     engine = make_engine(url, read_only=False)
     try:
@@ -201,6 +219,103 @@ def _prepare_demo() -> None:
             print("demo database is up to date")
     finally:
         engine.dispose()
+    _roll_up_demo(url)
+
+
+def _roll_up_demo(url: str) -> None:
+    """Roll the demo file up so the app serves from rollups; on failure it reads raw rows."""
+    from analytics_core.rollup.refresh import refresh
+    from analytics_core.sources.database import database_errors, make_engine
+
+    engine = make_engine(url, read_only=False)
+    try:
+        with database_errors(engine):
+            print(f"rolled up demo database: {_run_summary(refresh(engine))}")
+    except SourceUnavailable as exc:
+        print(f"analytics: warning: demo rollup failed ({exc})", file=sys.stderr)
+    finally:
+        engine.dispose()
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, flag: str) -> timedelta:
+    """``90s``, ``15m``, ``1h``, ``2d`` (or bare seconds) as a timedelta; errors name ``flag``."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds < 10 * 365 * 86400:  # also rejects NaN
+        raise InputError(f"{flag} {text[:40]!r} is not a duration; use e.g. 60s, 15m, 1h or 2d")
+    return timedelta(seconds=seconds)
+
+
+def _run_summary(result) -> str:
+    def stamp(moment: datetime | None) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%MZ") if moment else "none"
+
+    rows = sum(result.rows_written.values())
+    return (
+        f"watermark {stamp(result.old_watermark)} -> {stamp(result.new_watermark)}, "
+        f"{result.hours_recomputed} hours recomputed, {rows:,} rows written, "
+        f"{result.seconds:.2f}s"
+    )
+
+
+def _rollup(args: argparse.Namespace) -> int:
+    """Bring the rollup tables up to date once, or every ``--every`` until a signal."""
+    import signal
+    import threading
+
+    from analytics_core.rollup.refresh import refresh
+    from analytics_core.schema import missing_tables
+    from analytics_core.sources.database import database_errors, dialect_of, make_engine, redact
+
+    url = database_url(load_config(args.config), args.db)
+    late_window = parse_duration(args.late_window, "--late-window")
+    every = parse_duration(args.every, "--every") if args.every is not None else None
+    if every is not None and every.total_seconds() <= 0:
+        raise InputError(f"--every {args.every!r} must be longer than 0s")
+    if dialect_of(url) == "duckdb":
+        make_engine(url).dispose()  # a missing DuckDB file is named, not created empty
+
+    def run_once() -> None:
+        # A fresh engine per run: DuckDB lets no other process open the file while a
+        # writer holds it, so the app can read between runs.
+        engine = make_engine(url, read_only=False)
+        try:
+            with database_errors(engine):
+                missing = missing_tables(engine)
+                if missing:
+                    raise InputError(
+                        f"--db {redact(url)} lacks the contract tables {', '.join(missing)}; "
+                        "run `analytics init-db` or `analytics seed` first"
+                    )
+                result = refresh(engine, late_window=late_window, full=args.full)
+        finally:
+            engine.dispose()
+        print(f"rollup {redact(url)}: {_run_summary(result)}", flush=True)
+
+    if every is None:
+        run_once()
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.is_set():
+        began = datetime.now(UTC)
+        try:
+            run_once()
+        except Exception as exc:  # noqa: BLE001 - the loop outlives any one failed run
+            print(f"analytics rollup: run failed, retrying in {args.every}: {exc}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        elapsed = (datetime.now(UTC) - began).total_seconds()
+        stop.wait(max(0.0, every.total_seconds() - elapsed))
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -344,6 +459,7 @@ _COMMANDS = {
     "init-db": _init_db,
     "seed": _seed,
     "demo": _demo,
+    "rollup": _rollup,
     "export": _export,
     "detect-anomalies": _detect_anomalies,
     "serve": _serve,

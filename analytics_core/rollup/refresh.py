@@ -1,0 +1,537 @@
+"""Rollup maintenance: bring the ``rollup_*`` tables up to the current hour.
+
+Each rollup is declared below as plain SQL over the contract tables: a source, the
+event-time column that picks the hour, the dimension columns and the aggregates
+(counts, sums, the log-bucket index of a sketch). Nothing else is needed to fill the
+same tables from another engine (Spark SQL): the hour rows are
+``SELECT bucket, dimensions, aggregates FROM source WHERE time in window GROUP BY ...``,
+and day and month rows are the sums (or, for users, the distinct rows) of the finer
+grain. :func:`definition_sql` prints each one.
+
+A run (:func:`refresh`), in one transaction:
+
+1. ``new_wm = floor_hour(now)``; the window is ``[floor_hour(old_wm - late_window), new_wm)``
+   (first run: from the earliest source event).
+2. For every rollup, DELETE its hour rows in the window, then INSERT them again from
+   the source rows in the window (the event-time indexes keep this proportional to the
+   rows in the window, whatever the table size). Feedback also recomputes the hours of
+   the detections that received feedback in the window.
+3. Rebuild the day rows of every complete UTC day touching those hours from the hour
+   rows, then the month rows of every complete month touching them from the day rows.
+4. Store ``new_wm``.
+
+Rows inserted with an event time older than the window's start (later than the late
+window allows) are not picked up by later runs; ``refresh(..., full=True)``
+(``analytics rollup --full``) recomputes everything after such a backfill. Session
+ends (``ended_at``) written after the session's start hour has left the late window
+are not seen either, for the same reason. Source tables are only read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Select,
+    SmallInteger,
+    Table,
+    Text,
+    and_,
+    cast,
+    delete,
+    extract,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.dialects import postgresql
+
+from analytics_core.rollup.schema import (
+    GRAINS,
+    STATE_KEY,
+    create_rollup_tables,
+    rollup_state,
+    rollup_table,
+)
+from analytics_core.rollup.sketch import bin_expr
+from analytics_core.schema import api_requests as ar
+from analytics_core.schema import detection_feedback as fb
+from analytics_core.schema import detection_results as dr
+from analytics_core.schema import user_sessions as us
+from analytics_core.schema import users as u
+
+HOUR = timedelta(hours=1)
+# Ranges per statement: a long OR list of scattered feedback hours is split in chunks.
+_RANGES_PER_STATEMENT = 200
+# Serialises concurrent runs on PostgreSQL (cron overlapping a sidecar); any constant.
+_ADVISORY_LOCK_KEY = 8_151_742_003
+
+
+def bucket_start(grain: str, column: ColumnElement) -> ColumnElement:
+    """The UTC start of the hour, day or month holding ``column``, as timestamptz.
+
+    Constants are inlined so the expression renders the same in SELECT and GROUP BY.
+    """
+    return func.timezone(cast(literal_column("'UTC'"), Text), _naive_bucket(grain, column))
+
+
+def _naive_bucket(grain: str, column: ColumnElement) -> ColumnElement:
+    if grain not in GRAINS:
+        raise ValueError(grain)
+    utc_wall_time = func.timezone(cast(literal_column("'UTC'"), Text), column)
+    return func.date_trunc(literal_column(f"'{grain}'"), utc_wall_time)
+
+
+def status_class(status_code: ColumnElement) -> ColumnElement:
+    """``status_code / 100`` as an integer (``/`` on integers is float in DuckDB and Spark)."""
+    return cast(func.floor(status_code / literal_column("100.0")), SmallInteger)
+
+
+def _total(expr: ColumnElement) -> ColumnElement:
+    """A sum that is 0 rather than NULL over no values."""
+    return func.coalesce(func.sum(expr), literal_column("0"))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One ``SELECT ... GROUP BY`` over the contract tables feeding a rollup's hour rows."""
+
+    source: FromClause
+    time: ColumnElement  # the event time whose hour is the row's bucket
+    dimensions: dict[str, ColumnElement]
+    measures: dict[str, ColumnElement] = field(default_factory=dict)  # aggregates
+    where: tuple[ColumnElement[bool], ...] = ()
+    # Another time column whose rows in the window change a bucket outside it
+    # (feedback created now about a detection of last week).
+    also_changed_by: ColumnElement | None = None
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A rollup: several parts only for set rollups (no measures), combined with UNION."""
+
+    name: str
+    parts: tuple[Part, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.parts) > 1 and any(p.measures for p in self.parts):
+            raise ValueError(f"{self.name}: only measure-free rollups may union parts")
+
+
+_succeeded = dr.c.status == "success"
+
+ROLLUPS: tuple[Rollup, ...] = (
+    Rollup(
+        "requests",
+        (
+            Part(
+                source=ar,
+                time=ar.c.ts,
+                dimensions={
+                    "tenant_id": ar.c.tenant_id,
+                    "endpoint": ar.c.endpoint,
+                    "method": ar.c.method,
+                    "status_class": status_class(ar.c.status_code),
+                },
+                measures={
+                    "requests": func.count(),
+                    "duration_ms_sum": func.sum(ar.c.duration_ms),
+                    "request_bytes_sum": func.sum(ar.c.request_bytes),
+                    "response_bytes_sum": func.sum(ar.c.response_bytes),
+                },
+            ),
+        ),
+    ),
+    Rollup(
+        "request_latency",
+        (
+            Part(
+                source=ar,
+                time=ar.c.ts,
+                dimensions={
+                    "tenant_id": ar.c.tenant_id,
+                    "endpoint": ar.c.endpoint,
+                    "method": ar.c.method,
+                    "bin": bin_expr(ar.c.duration_ms),
+                },
+                measures={"n": func.count()},
+                where=(ar.c.duration_ms.is_not(None),),
+            ),
+        ),
+    ),
+    Rollup(
+        "detections",
+        (
+            Part(
+                source=dr,
+                time=dr.c.created_at,
+                dimensions={
+                    "tenant_id": dr.c.tenant_id,
+                    "algorithm": dr.c.algorithm,
+                    "detector_id": dr.c.detector_id,
+                    "status": dr.c.status,
+                },
+                measures={
+                    "runs": func.count(),
+                    "n_anomalies_sum": func.sum(dr.c.n_anomalies),
+                    "n_samples_sum": func.sum(dr.c.n_samples),
+                    "score_sum": func.sum(dr.c.mean_score),
+                    "score_count": func.count(dr.c.mean_score),
+                    "exec_ms_sum": func.sum(dr.c.execution_time_ms),
+                    "exec_count": func.count(dr.c.execution_time_ms),
+                },
+            ),
+        ),
+    ),
+    Rollup(
+        "detection_runtime",
+        (
+            Part(
+                source=dr,
+                time=dr.c.created_at,
+                dimensions={
+                    "tenant_id": dr.c.tenant_id,
+                    "algorithm": dr.c.algorithm,
+                    "detector_id": dr.c.detector_id,
+                    "bin": bin_expr(dr.c.execution_time_ms),
+                },
+                measures={"n": func.count()},
+                where=(_succeeded, dr.c.execution_time_ms.is_not(None)),
+            ),
+        ),
+    ),
+    Rollup(
+        "feedback",
+        (
+            Part(
+                source=fb.join(dr, fb.c.detection_id == dr.c.id),
+                time=dr.c.created_at,  # the detection's time, as the raw query filters
+                dimensions={
+                    "tenant_id": dr.c.tenant_id,
+                    "algorithm": dr.c.algorithm,
+                    "detector_id": dr.c.detector_id,
+                },
+                measures={
+                    "confirmed_sum": func.sum(fb.c.confirmed),
+                    "false_positives_sum": func.sum(fb.c.false_positives),
+                },
+                also_changed_by=fb.c.created_at,
+            ),
+        ),
+    ),
+    Rollup(
+        "active_users",
+        (
+            Part(
+                source=ar,
+                time=ar.c.ts,
+                dimensions={"tenant_id": ar.c.tenant_id, "user_id": ar.c.user_id},
+                where=(ar.c.user_id.is_not(None),),
+            ),
+            Part(
+                source=us,
+                time=us.c.started_at,
+                dimensions={"tenant_id": us.c.tenant_id, "user_id": us.c.user_id},
+            ),
+        ),
+    ),
+    Rollup(
+        "new_users",
+        (
+            Part(
+                source=u,
+                time=u.c.created_at,
+                dimensions={"tenant_id": u.c.tenant_id},
+                measures={"new_users": func.count()},
+            ),
+        ),
+    ),
+    Rollup(
+        "sessions",
+        (
+            Part(
+                source=us,
+                time=us.c.started_at,
+                dimensions={"tenant_id": us.c.tenant_id},
+                measures={
+                    "sessions": func.count(),
+                    "ended_sessions": func.count(us.c.ended_at),
+                    "ended_seconds_sum": _total(
+                        extract("epoch", us.c.ended_at) - extract("epoch", us.c.started_at)
+                    ),
+                },
+            ),
+        ),
+    ),
+)
+
+BY_NAME: dict[str, Rollup] = {r.name: r for r in ROLLUPS}
+
+
+# --- statements -----------------------------------------------------------------------
+
+Range = tuple[datetime, datetime]
+
+
+def in_ranges(column: ColumnElement, ranges: Sequence[Range]) -> ColumnElement[bool]:
+    """``column`` inside any of the half-open ``ranges`` (index-friendly: plain comparisons)."""
+    if not ranges:
+        return false()
+    return or_(*(and_(column >= lo, column < hi) for lo, hi in ranges))
+
+
+def hour_select(part: Part, table: Table, ranges: Sequence[Range]) -> Select:
+    """The hour rows of one part for the source rows whose event time is in ``ranges``."""
+    bucket = bucket_start("hour", part.time)
+    measures = [cast(expr, table.c[name].type).label(name) for name, expr in part.measures.items()]
+    return (
+        select(
+            bucket.label("bucket"),
+            *(expr.label(name) for name, expr in part.dimensions.items()),
+            *measures,
+        )
+        .select_from(part.source)
+        .where(in_ranges(part.time, ranges), *part.where)
+        .group_by(bucket, *part.dimensions.values())
+    )
+
+
+def hour_insert(rollup: Rollup, ranges: Sequence[Range]):
+    table = rollup_table(rollup.name, "hour")
+    selects = [hour_select(part, table, ranges) for part in rollup.parts]
+    query = selects[0] if len(selects) == 1 else union(*selects)  # UNION: distinct rows
+    first = rollup.parts[0]
+    columns = ["bucket", *first.dimensions, *first.measures]
+    return insert(table).from_select(columns, query)
+
+
+def coarse_insert(rollup: Rollup, grain: str, finer: str, ranges: Sequence[Range]):
+    """Rows of ``grain`` as the sums (or distinct rows) of the ``finer`` grain's rows."""
+    source, target = rollup_table(rollup.name, finer), rollup_table(rollup.name, grain)
+    first = rollup.parts[0]
+    bucket = bucket_start(grain, source.c.bucket)
+    dims = [source.c[name] for name in first.dimensions]
+    sums = [
+        cast(func.sum(source.c[name]), target.c[name].type).label(name) for name in first.measures
+    ]
+    query = (
+        select(bucket.label("bucket"), *dims, *sums)
+        .where(in_ranges(source.c.bucket, ranges))
+        .group_by(bucket, *dims)
+    )
+    columns = ["bucket", *first.dimensions, *first.measures]
+    return insert(target).from_select(columns, query)
+
+
+def definition_sql(name: str) -> str:
+    """The hour-grain INSERT ... SELECT of rollup ``name`` as PostgreSQL text, with the
+    window as ``:window_start`` / ``:window_end`` (for docs and for porting)."""
+    from sqlalchemy import bindparam
+
+    rollup = BY_NAME[name]
+    stmt = hour_insert(rollup, [(bindparam("window_start"), bindparam("window_end"))])
+    return str(stmt.compile(dialect=postgresql.dialect()))
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    old_watermark: datetime | None
+    new_watermark: datetime | None
+    hours_recomputed: int
+    rows_written: dict[str, int]  # rollup table name -> rows inserted by this run
+    seconds: float
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(moment: datetime) -> datetime:
+    return floor_hour(moment).replace(hour=0)
+
+
+def floor_month(moment: datetime) -> datetime:
+    return floor_day(moment).replace(day=1)
+
+
+def _next_month(month: datetime) -> datetime:
+    return (
+        month.replace(year=month.year + 1, month=1)
+        if month.month == 12
+        else month.replace(month=month.month + 1)
+    )
+
+
+def merge_ranges(ranges: Iterable[Range]) -> list[Range]:
+    """Sorted, overlapping or touching ranges joined."""
+    merged: list[Range] = []
+    for lo, hi in sorted(r for r in ranges if r[0] < r[1]):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _widen(ranges: Sequence[Range], grain: str, limit: datetime) -> list[Range]:
+    """The whole ``grain`` buckets touching ``ranges``, keeping only those ending by ``limit``."""
+    out = []
+    for lo, hi in ranges:
+        last = hi - timedelta(microseconds=1)
+        if grain == "day":
+            start, end = floor_day(lo), floor_day(last) + timedelta(days=1)
+        else:
+            start, end = floor_month(lo), _next_month(floor_month(last))
+        out.append((start, min(end, limit)))
+    return merge_ranges(out)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _chunks(ranges: Sequence[Range]) -> Iterable[Sequence[Range]]:
+    for i in range(0, len(ranges), _RANGES_PER_STATEMENT):
+        yield ranges[i : i + _RANGES_PER_STATEMENT]
+
+
+def _earliest_event(conn: Connection) -> datetime | None:
+    columns = {id(p.time): p.time for r in ROLLUPS for p in r.parts}.values()
+    found = [
+        _utc(conn.execute(select(func.min(col)).select_from(col.table)).scalar()) for col in columns
+    ]
+    present = [moment for moment in found if moment is not None]
+    return min(present) if present else None
+
+
+def _changed_hours(conn: Connection, part: Part, window: Range) -> list[Range]:
+    """Hours outside the window whose rows changed: e.g. detections given feedback now."""
+    if part.also_changed_by is None:
+        return []
+    hour = _naive_bucket("hour", part.time)
+    query = (
+        select(hour)
+        .distinct()
+        .select_from(part.source)
+        .where(in_ranges(part.also_changed_by, [window]), *part.where)
+    )
+    starts = [_utc(row[0]) for row in conn.execute(query)]
+    return merge_ranges((s, s + HOUR) for s in starts if s is not None)
+
+
+def _replace(conn: Connection, table: Table, ranges: Sequence[Range], make_insert) -> int:
+    """DELETE the rows of ``table`` in ``ranges`` and INSERT them anew; rows inserted."""
+    written = 0
+    for chunk in _chunks(ranges):
+        conn.execute(delete(table).where(in_ranges(table.c.bucket, chunk)))
+        result = conn.execute(make_insert(chunk))
+        if result.rowcount is not None and result.rowcount >= 0:
+            written += result.rowcount
+        else:  # a driver that does not report it: count what is there now
+            written += conn.execute(
+                select(func.count()).where(in_ranges(table.c.bucket, chunk))
+            ).scalar_one()
+    return written
+
+
+def _refresh_rollup(
+    conn: Connection, rollup: Rollup, hours: list[Range], new_wm: datetime, rows: dict[str, int]
+) -> None:
+    """Recompute one rollup's hour rows in ``hours``, then the day and month rows on top."""
+    rows[rollup_table(rollup.name, "hour").name] = _replace(
+        conn, rollup_table(rollup.name, "hour"), hours, lambda chunk: hour_insert(rollup, chunk)
+    )
+    days = _widen(hours, "day", floor_day(new_wm))
+    rows[rollup_table(rollup.name, "day").name] = _replace(
+        conn,
+        rollup_table(rollup.name, "day"),
+        days,
+        lambda chunk: coarse_insert(rollup, "day", "hour", chunk),
+    )
+    months = _widen(days, "month", floor_month(new_wm))
+    rows[rollup_table(rollup.name, "month").name] = _replace(
+        conn,
+        rollup_table(rollup.name, "month"),
+        months,
+        lambda chunk: coarse_insert(rollup, "month", "day", chunk),
+    )
+
+
+def _store_state(conn: Connection, wm: datetime | None, now: datetime, late: timedelta) -> None:
+    conn.execute(delete(rollup_state).where(rollup_state.c.name == STATE_KEY))
+    conn.execute(
+        insert(rollup_state).values(
+            name=STATE_KEY,
+            watermark=wm,
+            refreshed_at=now,
+            late_window_seconds=int(late.total_seconds()),
+        )
+    )
+
+
+def refresh(
+    engine: Engine,
+    now: datetime | None = None,
+    late_window: timedelta = timedelta(hours=1),
+    full: bool = False,
+) -> RefreshResult:
+    """Bring the rollup tables up to ``floor_hour(now)`` (see the module docstring).
+
+    Needs a writable engine; creates the rollup tables if missing. ``full`` recomputes
+    from the earliest source event (after a backfill older than the late window).
+    An exception anywhere rolls the whole run back: tables and watermark stay as they
+    were and the next run repairs.
+    """
+    if late_window < timedelta(0):
+        raise ValueError("late_window must not be negative")
+    began = time.perf_counter()
+    now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+    create_rollup_tables(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+        old_wm = _utc(
+            conn.execute(
+                select(rollup_state.c.watermark).where(rollup_state.c.name == STATE_KEY)
+            ).scalar_one_or_none()
+        )
+        new_wm = floor_hour(now) if old_wm is None else max(floor_hour(now), old_wm)
+        if old_wm is None or full:
+            earliest = _earliest_event(conn)
+            if earliest is None:
+                # Nothing to roll up: leave the watermark unset, so data loaded later
+                # (however old) is picked up in full by the first run that sees it.
+                _store_state(conn, None, now, late_window)
+                return RefreshResult(old_wm, None, 0, {}, time.perf_counter() - began)
+            start = floor_hour(earliest)
+        else:
+            start = floor_hour(old_wm - late_window)
+        window = (start, new_wm)
+        rows: dict[str, int] = {}
+        recomputed: set[datetime] = set()
+        if start < new_wm:
+            for rollup in ROLLUPS:
+                extra = [r for p in rollup.parts for r in _changed_hours(conn, p, window)]
+                # Hours at or after the watermark stay out: readers take them raw.
+                hours = merge_ranges([window, *((lo, min(hi, new_wm)) for lo, hi in extra)])
+                _refresh_rollup(conn, rollup, hours, new_wm, rows)
+                for lo, hi in hours:
+                    recomputed.update(lo + HOUR * i for i in range((hi - lo) // HOUR))
+        _store_state(conn, new_wm, now, late_window)
+    return RefreshResult(old_wm, new_wm, len(recomputed), rows, time.perf_counter() - began)
