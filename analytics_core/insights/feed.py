@@ -107,9 +107,11 @@ def build_insights(
 
 # --- one story per incident -------------------------------------------------------------
 
-# One slow or failing dependency shows in p95, p99 and the error rate at once: anomaly
-# episodes of these that overlap in time (on the same endpoint, where one is singled out)
-# are one incident and one story.
+# One slow or failing dependency shows in p95, p99 and the error rate at once, and the
+# threshold rules on error rate and availability see the same burst: anomaly episodes of
+# these and threshold episodes on them (availability as the error rate's mirror) that
+# overlap in time (on the same endpoint, where one is singled out) are one incident and
+# one story.
 REQUEST_PATH = ("p95_ms", "p99_ms", "error_rate")
 # A KPI shown as its mirror, with the direction flipped when the mirror is its complement.
 MIRROR = {"availability": ("error_rate", True), "avg_response_ms": ("avg_ms", False),
@@ -118,9 +120,14 @@ _NEVER_ENDED = pd.Timestamp.max.tz_localize("UTC")
 
 
 def _span(insight: Insight) -> tuple[pd.Timestamp, pd.Timestamp]:
-    end = insight.details.get("episode_end")
+    """The episode a story tells: an anomaly's, or a threshold story's latest one."""
+    if insight.kind == "threshold":
+        last = insight.details["episodes"][-1]  # type: ignore[index]
+        start, end = last["start"], last["end"]
+    else:
+        start, end = insight.details["episode_start"], insight.details.get("episode_end")
     return (
-        pd.Timestamp(insight.details["episode_start"]),  # type: ignore[arg-type]
+        pd.Timestamp(start),  # type: ignore[arg-type]
         _NEVER_ENDED if end is None else pd.Timestamp(end),  # type: ignore[arg-type]
     )
 
@@ -131,44 +138,71 @@ def _same_incident(a: Insight, b: Insight) -> bool:
     return a0 < b1 and b0 < a1 and (ea is None or eb is None or ea == eb)
 
 
+def _request_path_kpi(insight: Insight) -> str | None:
+    """The REQUEST_PATH metric an episode story is about, or None when it tells no episode."""
+    if insight.status not in ("firing", "resolved") or insight.kpi is None:
+        return None
+    kpi = MIRROR.get(insight.kpi, (insight.kpi, False))[0]
+    if kpi not in REQUEST_PATH:
+        return None
+    if insight.kind == "anomaly":
+        return kpi
+    if insight.kind == "threshold" and insight.details.get("episodes"):
+        return kpi  # an info-level story about unjudged buckets has no episode: left alone
+    return None
+
+
 def merge_incidents(insights: list[Insight]) -> list[Insight]:
-    """Overlapping anomaly episodes of :data:`REQUEST_PATH` metrics become one story."""
+    """Overlapping episode stories of :data:`REQUEST_PATH` metrics become one story."""
     groups: list[list[Insight]] = []
     rest = []
     for insight in insights:
-        if (
-            insight.kind != "anomaly"
-            or insight.kpi not in REQUEST_PATH
-            or insight.status not in ("firing", "resolved")
-        ):
+        if _request_path_kpi(insight) is None:
             rest.append(insight)
             continue
         # An episode overlapping two groups joins them: overlap chains are one incident.
         touching = [g for g in groups if any(_same_incident(insight, o) for o in g)]
         merged = [insight, *(o for g in touching for o in g)]
         groups = [g for g in groups if g not in touching] + [merged]
-    return rest + [_merged(g) for g in groups]
+    # Input order breaks severity ties, so the same stories always merge the same way.
+    position = {id(insight): n for n, insight in enumerate(insights)}
+    return rest + [_merged(sorted(g, key=lambda i: position[id(i)])) for g in groups]
+
+
+def _in_the_same_episode(insight: Insight) -> str:
+    if insight.kind == "threshold":  # its own first clause says what, when and how bad
+        return _mid_sentence(insight.message.split("; ")[0])
+    return (
+        f"{_label(insight.kpi)} was {format_kpi(insight.kpi, insight.details['value'])} "  # type: ignore[arg-type]
+        f"against an expected {format_kpi(insight.kpi, insight.details['expected'])} "  # type: ignore[arg-type]
+        f"({_when(insight)})"
+    )
 
 
 def _merged(group: list[Insight]) -> Insight:
     if len(group) == 1:
         return group[0]
-    lead = min(group, key=lambda i: (SEVERITY_RANK[i.severity], -i.score))
-    others = sorted((i for i in group if i is not lead), key=lambda i: REQUEST_PATH.index(i.kpi))
-    kpis = [lead.kpi, *(i.kpi for i in others)]
-    labels = [_metric(k).label for k in kpis]  # type: ignore[arg-type]
-    also = "; ".join(
-        f"{_metric(i.kpi).label} was {format_kpi(i.kpi, i.details['value'])} against an "  # type: ignore[arg-type]
-        f"expected {format_kpi(i.kpi, i.details['expected'])} "  # type: ignore[arg-type]
-        f"({_when(i)})"
-        for i in others
+    # An anomaly leads where there is one: it dates the episode to the bucket and says
+    # what was expected; a threshold rule judges coarser buckets with hysteresis. The
+    # story keeps the gravest severity of its members.
+    anomalies = [i for i in group if i.kind == "anomaly"]
+    lead = min(anomalies or group, key=lambda i: (SEVERITY_RANK[i.severity], -i.score))
+    severity = min((i.severity for i in group), key=lambda s: SEVERITY_RANK[s])
+    others = sorted(
+        (i for i in group if i is not lead),
+        key=lambda i: (REQUEST_PATH.index(_request_path_kpi(i)), i.kind),  # type: ignore[arg-type]
     )
-    spans = [_span(i) for i in group]
+    kpis = list(dict.fromkeys(i.kpi for i in [lead, *others]))
+    also = "; ".join(_in_the_same_episode(i) for i in others)
+    what = f"One incident in {_and([_label(k) for k in kpis])}. " if len(kpis) > 1 else ""
+    spans = [_span(i) for i in group if i.kind == lead.kind]
     end = max(e for _, e in spans)
+    told = sorted({t for i in group for t in _told_directions(i)})
     return replace(
         lead,
+        severity=severity,
         status="firing" if any(i.status == "firing" for i in group) else "resolved",
-        message=f"One incident in {_and(labels)}. {lead.message}. In the same episode, {also}",
+        message=f"{what}{lead.message}. In the same episode, {also}",
         recommendation=next((i.recommendation for i in [lead, *others] if i.recommendation), None),
         details={
             **lead.details,
@@ -177,11 +211,27 @@ def _merged(group: list[Insight]) -> Insight:
             "episode_end": None if end == _NEVER_ENDED else end.isoformat(),
             "merged": [
                 {k: i.details.get(k) for k in ("value", "expected", "episode_start", "episode_end")}
-                | {"kpi": i.kpi}
+                | {"kpi": i.kpi, "kind": i.kind, "severity": i.severity}
+                | ({"episodes": i.details["episodes"]} if i.kind == "threshold" else {})
                 for i in others
             ],
+            "told": [list(t) for t in told],
         },
     )
+
+
+def _mid_sentence(text: str) -> str:
+    """``Error rate was…`` → ``error rate was…`` (``P95…`` and acronyms stay as they are)."""
+    return text[0].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _label(kpi: str | None) -> str:
+    watched = next((m for m in WATCHED if m.kpi == kpi), None)
+    if watched is not None:
+        return watched.label
+    if kpi not in KPIS:
+        return str(kpi)
+    return _mid_sentence(KPIS[kpi].label)  # as the watched metrics' labels
 
 
 def _metric(kpi: str) -> Metric:
@@ -200,6 +250,8 @@ def _and(words: list[str]) -> str:
 
 def _told_directions(insight: Insight) -> set[tuple[str, bool]]:
     """(KPI, went up) pairs an incident story already tells."""
+    if "told" in insight.details:  # a merged incident: what each of its episodes told
+        return {(k, bool(up)) for k, up in insight.details["told"]}  # type: ignore[union-attr]
     if insight.kind == "anomaly" and "value" in insight.details:
         up = insight.details["value"] > insight.details["expected"]  # type: ignore[operator]
         kpis = insight.details.get("metrics") or [insight.kpi]

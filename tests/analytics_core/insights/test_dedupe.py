@@ -105,3 +105,59 @@ def test_a_change_without_an_episode_is_still_told():
     quiet = _episode("error_rate", 0, 2, 0.02, 0.01)
     quiet = replace(quiet, status="ok")  # a quiet check tells nothing
     assert drop_restated_changes([quiet, rose]) == [quiet, rose]
+
+
+def _threshold(kpi, start_h, end_h, worst, limit, word, severity="critical"):
+    start, end = T0 + pd.Timedelta(hours=start_h), T0 + pd.Timedelta(hours=end_h)
+    return Insight(
+        kind="threshold",
+        area="performance",
+        kpi=kpi,
+        status="resolved",
+        severity=severity,
+        score=1.0,
+        message=f"{kpi} was {word} its threshold {limit} from {start:%H:%M} to {end:%H:%M} "
+        f"(worst {worst}); it has cleared since; 2 hourly buckets under 50 requests were "
+        "not judged",
+        details={
+            "comparison": ">" if word == "above" else "<",
+            "episodes": [
+                {"start": (start - pd.Timedelta(days=2)).isoformat(), "end": None, "peak": 0},
+                {"start": start.isoformat(), "end": end.isoformat(), "peak": 0},
+            ],
+        },
+    )
+
+
+def test_threshold_and_anomaly_stories_of_one_burst_are_one_story():
+    # Tenant Acme's 5xx burst: the availability and error-rate thresholds both fire and
+    # the error-rate anomaly detector flags it too; one incident, told once.
+    availability = _threshold("availability", 0, 4, "73.08%", "97.00%", "below")
+    errors = _threshold("error_rate", 0, 4, "26.92%", "3.00%", "above")
+    anomaly = _episode("error_rate", 0, 3, 0.2692, 0.0093)
+    later = _threshold("error_rate", 20, 22, "9.00%", "3.00%", "above")  # its own story
+    out = merge_incidents([availability, errors, anomaly, later])
+    assert len(out) == 2 and later in out
+    [story] = [i for i in out if i is not later]
+    # The anomaly leads (it dates the episode and says what was expected); the story
+    # takes the thresholds' gravity and spans the anomaly's episode.
+    assert story.kind == "anomaly" and story.severity == "critical"
+    assert story.details["metrics"] == ["error_rate", "availability"]
+    assert story.message.startswith("One incident in error rate and availability. ")
+    # Each member's own facts are still in the one story.
+    for fact in ("error_rate was unusually high", "worst 73.08%", "worst 26.92%"):
+        assert fact in story.message
+    # Only the latest threshold episode counts for the overlap (the one two days
+    # earlier does not chain the stories).
+    assert pd.Timestamp(story.details["episode_start"]) == T0
+    assert pd.Timestamp(story.details["episode_end"]) == T0 + pd.Timedelta(hours=3)
+    # A change story in the same direction is not told again after the merge.
+    rise = _change("error_rate", 0.0086, 0.0053)
+    assert drop_restated_changes([story, rise]) == [story]
+
+
+def test_info_threshold_story_without_episode_stays_apart():
+    info = replace(_threshold("error_rate", 0, 1, "25%", "3.00%", "above"), severity="info")
+    info = replace(info, details={**info.details, "episodes": []})
+    anomaly = _episode("error_rate", 0, 3, 0.2, 0.01)
+    assert merge_incidents([info, anomaly]) == [info, anomaly]
