@@ -1,0 +1,196 @@
+"""Business figures from ``rollup_active_users`` / ``rollup_new_users`` / ``rollup_sessions``
+/ ``rollup_requests`` / ``rollup_detections`` plus the raw tail of the request log,
+sessions, users and runs: the same frames as :mod:`analytics_core.queries.business`
+(see :mod:`analytics_core.rollup.read`).
+
+Active users are exact: ``count(distinct user_id)`` over the union of the per-tile user
+sets and the raw tail's users. The tenant filter applies; algorithm and endpoint
+filters do not (cost covers all of a tenant's usage).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import BigInteger, DateTime, Double, Engine, Select, Text, extract, func, select
+
+from analytics_core.config import Costs
+from analytics_core.context import QueryContext
+from analytics_core.queries.business import BYTES_PER_GB, MS_PER_HOUR, cost
+from analytics_core.queries.common import fill_buckets, numeric, ratio
+from analytics_core.rollup.read import (
+    first_row,
+    flag,
+    grouped,
+    raw_part,
+    rollup_parts,
+    shaped,
+    sum_as,
+    union_rows,
+)
+from analytics_core.rollup.tiles import plan
+from analytics_core.schema import api_requests as ar
+from analytics_core.schema import detection_results as dr
+from analytics_core.schema import tenants as tn
+from analytics_core.schema import user_sessions as us
+from analytics_core.schema import users as u
+from analytics_core.sources.database import read_frame
+
+SHAPE = {
+    "ts": DateTime(timezone=True),
+    "tenant_id": Text(),
+    "user_id": Text(),
+    "new_users": BigInteger(),
+    "sessions": BigInteger(),
+    "ended_sessions": BigInteger(),
+    "ended_seconds": Double(),
+    "api_calls": BigInteger(),
+    "request_bytes": Double(),
+    "exec_ms": Double(),
+}
+_TREND_COUNTS = ("active_users", "new_users", "sessions", "api_calls")
+
+
+def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str]):
+    """The union of tiled rollup rows (summed down to the ``keep`` columns and the user,
+    for distinct counts; ``ts`` for a trend) and raw tail rows, in :data:`SHAPE`."""
+    pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
+    keep = keep | {"user_id"}
+
+    def part(t, **values) -> Select:
+        row = shaped(SHAPE, ts=t.c.bucket, tenant_id=t.c.tenant_id, **values)
+        return select(*row).where(ctx.where(None, tenant=t.c.tenant_id))
+
+    def raw(table, ts, **values) -> Select:
+        row = shaped(SHAPE, ts=ts, tenant_id=table.c.tenant_id, **values)
+        stmt = select(*row).select_from(table).where(ctx.where(None, tenant=table.c.tenant_id))
+        return raw_part(pieces, stmt, ts)
+
+    seconds = extract("epoch", us.c.ended_at) - extract("epoch", us.c.started_at)
+    return union_rows(
+        [
+            raw(ar, ar.c.ts, user_id=ar.c.user_id, api_calls=1, request_bytes=ar.c.request_bytes),
+            raw(
+                us,
+                us.c.started_at,
+                user_id=us.c.user_id,
+                sessions=1,
+                ended_sessions=flag(us.c.ended_at.is_not(None)),
+                ended_seconds=seconds,
+            ),
+            raw(u, u.c.created_at, new_users=1),
+            raw(dr, dr.c.created_at, exec_ms=dr.c.execution_time_ms),
+            *rollup_parts(
+                pieces, "active_users", lambda t: part(t, user_id=t.c.user_id), SHAPE, keep
+            ),
+            *rollup_parts(
+                pieces, "new_users", lambda t: part(t, new_users=t.c.new_users), SHAPE, keep
+            ),
+            *rollup_parts(
+                pieces,
+                "sessions",
+                lambda t: part(
+                    t,
+                    sessions=t.c.sessions,
+                    ended_sessions=t.c.ended_sessions,
+                    ended_seconds=t.c.ended_seconds_sum,
+                ),
+                SHAPE,
+                keep,
+            ),
+            *rollup_parts(
+                pieces,
+                "requests",
+                lambda t: part(t, api_calls=t.c.requests, request_bytes=t.c.request_bytes_sum),
+                SHAPE,
+                keep,
+            ),
+            *rollup_parts(
+                pieces, "detections", lambda t: part(t, exec_ms=t.c.exec_ms_sum), SHAPE, keep
+            ),
+        ]
+    )
+
+
+def _totals(ctx: QueryContext, watermark: datetime | None, keys: list[str]):
+    keep = {"ts" if k == "bucket" else k for k in keys}
+    rows = grouped(_rows(ctx, watermark, keep), keys, ctx.filters)
+    key_cols = [rows.c[k] for k in keys]
+    stmt = select(
+        *key_cols,
+        func.count(rows.c.user_id.distinct()).label("active_users"),
+        sum_as(rows.c.new_users, BigInteger).label("new_users"),
+        sum_as(rows.c.sessions, BigInteger).label("sessions"),
+        (ratio(func.sum(rows.c.ended_seconds), func.sum(rows.c.ended_sessions)) / 60.0).label(
+            "avg_session_minutes"
+        ),
+        sum_as(rows.c.api_calls, BigInteger).label("api_calls"),
+        (sum_as(rows.c.request_bytes, Double) / BYTES_PER_GB).label("data_processed_gb"),
+        (sum_as(rows.c.exec_ms, Double) / MS_PER_HOUR).label("compute_hours"),
+    )
+    return stmt.group_by(*key_cols) if keys else stmt
+
+
+def kpis(
+    engine: Engine, ctx: QueryContext, watermark: datetime | None, costs: Costs
+) -> dict[str, float | int | None]:
+    """As :func:`analytics_core.queries.business.kpis`."""
+    row = first_row(read_frame(engine, _totals(ctx, watermark, [])))
+    api_calls = int(row["api_calls"] or 0)
+    gb = float(row["data_processed_gb"] or 0.0)
+    compute_hours = float(row["compute_hours"] or 0.0)
+    return {
+        "active_users": int(row["active_users"] or 0),
+        "new_users": int(row["new_users"] or 0),
+        "sessions": int(row["sessions"] or 0),
+        "avg_session_minutes": row["avg_session_minutes"],
+        "api_calls": api_calls,
+        "data_processed_gb": gb,
+        "total_cost": cost(compute_hours, gb, api_calls, costs),
+    }
+
+
+def trend(
+    engine: Engine, ctx: QueryContext, watermark: datetime | None, costs: Costs
+) -> pd.DataFrame:
+    """As :func:`analytics_core.queries.business.trend`."""
+    totals = _totals(ctx, watermark, ["bucket"]).subquery()
+    columns = ["active_users", "new_users", "sessions", "api_calls"]
+    columns += ["data_processed_gb", "compute_hours"]
+    stmt = select(totals.c.bucket, *(totals.c[c] for c in columns)).order_by(totals.c.bucket)
+    out = fill_buckets(read_frame(engine, stmt), ctx.filters, _TREND_COUNTS, ctx.now)
+    out["data_processed_gb"] = out["data_processed_gb"].fillna(0.0)
+    out["compute_hours"] = out["compute_hours"].fillna(0.0)
+    out["cost"] = cost(out["compute_hours"], out["data_processed_gb"], out["api_calls"], costs)
+    out["partial"] = out.pop("partial")  # last, as in the other trends
+    return out
+
+
+def by_tenant(
+    engine: Engine, ctx: QueryContext, watermark: datetime | None, costs: Costs
+) -> pd.DataFrame:
+    """As :func:`analytics_core.queries.business.by_tenant`."""
+    totals = _totals(ctx, watermark, ["tenant_id"]).subquery()
+    stmt = (
+        select(
+            tn.c.tenant_id,
+            tn.c.name,
+            tn.c.plan,
+            totals.c.active_users,
+            totals.c.api_calls,
+            totals.c.data_processed_gb,
+            totals.c.compute_hours,
+        )
+        .select_from(tn.outerjoin(totals, totals.c.tenant_id == tn.c.tenant_id))
+        .where(ctx.where(None, tn.c.tenant_id))
+        .order_by(tn.c.tenant_id)
+    )
+    frame = read_frame(engine, stmt)
+    frame = numeric(frame, ("active_users", "api_calls"), ("data_processed_gb", "compute_hours"))
+    frame["data_processed_gb"] = frame["data_processed_gb"].fillna(0.0)
+    frame["compute_hours"] = frame["compute_hours"].fillna(0.0)
+    frame["cost"] = cost(
+        frame["compute_hours"], frame["data_processed_gb"], frame["api_calls"], costs
+    )
+    return frame
