@@ -319,9 +319,10 @@ def _rollup(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from analytics_core.cache import page_cache
     from analytics_core.catalog import check_filters, dimensions
     from analytics_core.exports import render
-    from analytics_core.page_data import build_page
+    from analytics_core.page_data import load_page
     from analytics_core.sources.database import make_engine
 
     config = load_config(args.config)
@@ -341,7 +342,11 @@ def _export(args: argparse.Namespace) -> int:
     engine = make_engine(database_url(config, args.db))
     try:
         check_filters(filters, dimensions(engine))
-        text = render(build_page(engine, config, args.page, filters), args.format)
+        cache = page_cache(config)  # Redis when configured, shared with the app
+        try:
+            text = render(load_page(engine, config, args.page, filters, cache), args.format)
+        finally:
+            cache.close()
     finally:
         engine.dispose()
     if args.out == "-":

@@ -3,8 +3,11 @@ exports write are the same object, so a download is exactly what is on screen.""
 
 from __future__ import annotations
 
+import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -22,7 +25,10 @@ from analytics_core.insights.feed import (
 )
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
-from analytics_core.sources.areas import AREAS, Sources, raw_sources
+from analytics_core.sources.areas import AREAS, Sources, sources_for
+
+if TYPE_CHECKING:  # redis is imported only where a cache is made
+    from analytics_core.cache import PageCache
 
 PAGE_KPIS: dict[str, tuple[str, ...]] = {
     "overview": OVERVIEW_KPIS,
@@ -54,6 +60,8 @@ class PageData:
     currency: str = "USD"
     # Each KPI against the previous period, with a significance test fitting its kind.
     changes: dict[str, Change] = field(default_factory=dict)
+    # Where the figures came from when the page should say so (e.g. no rollups yet).
+    source_note: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -74,16 +82,16 @@ def build_page(
     scope: Scope | None = None,
 ) -> PageData:
     """KPIs (current and previous period), series and insights for one page, asking each
-    source only for the areas the page shows. ``sources`` default to the raw tables of
-    ``engine``; ``scope`` (default: every tenant) limits what any figure may include."""
+    source only for the areas the page shows. ``sources`` default to the rollups of
+    ``engine`` where they are built, else its raw tables (:func:`sources_for`); ``scope``
+    (default: every tenant) limits what any figure may include."""
     if page not in PAGES:
         raise ValueError(f"unknown page {page!r}; one of {', '.join(PAGES)}")
     now = now or datetime.now(UTC)
-    sources = sources or raw_sources(engine)
+    sources = sources or sources_for(engine)
     ctx = QueryContext(filters, now, scope or Scope())
     areas = PAGE_AREAS[page]
     costs = config.costs
-    current = sources.kpis(ctx, costs, areas)
     # A previous period reaching back before the data began would compare with
     # zeros that only mean "not recorded yet": then there is no previous value.
     began = sources.first_event(areas)
@@ -92,23 +100,30 @@ def build_page(
     # A range reaching past now is compared with as much of the previous period as has
     # happened of this one: its hours still to come are not a drop.
     before = ctx.with_filters(replace(filters.previous(), end=filters.previous().start + observed))
-    previous = sources.kpis(before, costs, areas) if covered else dict.fromkeys(current)
+    breakdown = {
+        "detection": ("by_algorithm", lambda: sources.detection.by_algorithm(ctx)),
+        "performance": ("by_endpoint", lambda: sources.performance.by_endpoint(ctx)),
+        "business": ("by_tenant", lambda: sources.business.by_tenant(ctx, costs)),
+    }.get(page)
+    # The page's independent queries at once, on the engine's pool where it has one.
+    with _runner(engine) as run:
+        current_f = run(sources.kpis, ctx, costs, areas)
+        previous_f = run(sources.kpis, before, costs, areas) if covered else None
+        trends_f = run(sources.trends, ctx, costs, areas)
+        previous_trends_f = run(sources.trends, before, costs, areas) if covered else None
+        breakdown_f = run(breakdown[1]) if breakdown else None
+        current, trends = current_f.result(), trends_f.result()
+        previous = previous_f.result() if previous_f else dict.fromkeys(current)
     keys = PAGE_KPIS[page]
-    trends = sources.trends(ctx, costs, areas)
-    if covered:
-        previous_trends = sources.trends(before, costs, areas)
+    if previous_trends_f is not None:
         alpha = config.insights.change_alpha
-        changes = kpi_changes(current, previous, trends, previous_trends, alpha)
+        changes = kpi_changes(current, previous, trends, previous_trends_f.result(), alpha)
     else:
         changes = {k: not_comparable(v) for k, v in current.items()}
 
     series: dict[str, pd.DataFrame] = dict(trends)
-    if page == "detection":
-        series["by_algorithm"] = sources.detection.by_algorithm(ctx)
-    if page == "performance":
-        series["by_endpoint"] = sources.performance.by_endpoint(ctx)
-    if page == "business":
-        series["by_tenant"] = sources.business.by_tenant(ctx, costs)
+    if breakdown and breakdown_f is not None:
+        series[breakdown[0]] = breakdown_f.result()
     if page == "insights":
         series.update(bottleneck_tables(sources, ctx, current, previous))
 
@@ -129,4 +144,81 @@ def build_page(
         insights=insights,
         currency=config.costs.currency,
         changes={k: changes[k] for k in keys},
+        source_note=sources.note,
     )
+
+
+def load_page(
+    engine: Engine,
+    config: Config,
+    page: str,
+    filters: Filters,
+    cache: PageCache | None = None,
+    *,
+    scope: Scope | None = None,
+    now: datetime | None = None,
+) -> PageData:
+    """:func:`build_page` behind the shared cache: what the app and ``analytics export``
+    call. The clock is the current minute, so every view opened in the same minute shares
+    one entry; the key holds the page, filters, scope, minute, the rollup watermark (a new
+    rollup run is new data) and the config (prices and thresholds shape the page)."""
+    now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+    sources = sources_for(engine)
+    ctx = QueryContext(filters, now, scope or Scope())
+    if cache is None:
+        return build_page(engine, config, page, filters, now, sources=sources, scope=ctx.scope)
+    watermark = sources.watermark.isoformat() if sources.watermark else "raw"
+    key = ctx.cache_key(page, watermark, config_digest(config))
+    return cache.get_or_build(
+        key,
+        lambda: build_page(engine, config, page, filters, now, sources=sources, scope=ctx.scope),
+    )
+
+
+def config_digest(config: Config) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+class _Inline:
+    """Runs each call at once: for backends whose connections do not share well
+    across threads (DuckDB files), and for tests."""
+
+    def __enter__(self):
+        return self._run
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @staticmethod
+    def _run(fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # re-raised by .result(), as from a thread
+            future.set_exception(exc)
+        return future
+
+
+class _Pooled:
+    """Runs calls on threads, each on its own pooled connection; waits for all on exit."""
+
+    def __init__(self, workers: int):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page-query")
+
+    def __enter__(self):
+        return self._pool.submit
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _runner(engine: Engine) -> _Inline | _Pooled:
+    # PostgreSQL serves each pooled connection in its own backend process, so the
+    # page's statements overlap; DuckDB runs one statement on all cores already.
+    if engine.dialect.name == "postgresql":
+        return _Pooled(workers=QUERY_WORKERS)
+    return _Inline()
+
+
+# Below the default pool size (5), so concurrent pages do not starve each other.
+QUERY_WORKERS = 4

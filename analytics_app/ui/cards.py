@@ -23,9 +23,10 @@ def header(title: str, data: PageData | None = None, caption: str | None = None)
         from analytics_app.ui.data import catalog
 
         # Every active filter, so a screenshot of one tenant says so.
+        note = f" {data.source_note}" if data.source_note else ""
         st.caption(
             f"{data.filters.describe(catalog().tenants)}; compared with the previous "
-            f"period of equal length. {caption or ''}"
+            f"period of equal length. {caption or ''}{note}"
         )
 
 

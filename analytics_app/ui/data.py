@@ -12,10 +12,11 @@ from datetime import timedelta
 import streamlit as st
 from sqlalchemy import Engine
 
+from analytics_core.cache import PageCache, page_cache
 from analytics_core.catalog import Dimensions, check_filters, dimensions
 from analytics_core.config import Config, ConfigError, config_path, database_url, load_config
 from analytics_core.filters import Filters, InputError
-from analytics_core.page_data import PageData, build_page
+from analytics_core.page_data import PageData, load_page
 from analytics_core.sources.database import SourceUnavailable, make_engine
 
 
@@ -59,9 +60,17 @@ def _dimensions(url: str) -> Dimensions:
     return dimensions(_engine(url))
 
 
+@st.cache_resource(show_spinner=False)
+def _shared_cache(cfg_path: str) -> PageCache:
+    # One Redis client per process, shared by every session (a no-op without Redis).
+    return page_cache(_config(cfg_path))
+
+
 @st.cache_data(show_spinner="Querying…", ttl=_TTL, max_entries=256)
 def _page_data(url: str, cfg_path: str, page: str, filters: Filters) -> PageData:
-    return build_page(_engine(url), _config(cfg_path), page, filters)
+    # Per-process cache in front of the shared one (Redis), in front of the database.
+    cfg = _config(cfg_path)
+    return load_page(_engine(url), cfg, page, filters, _shared_cache(cfg_path))
 
 
 def _stop_on_source_error(exc: SourceUnavailable) -> None:

@@ -84,6 +84,14 @@ class Sources:
     detection: DetectionSource
     performance: PerformanceSource
     business: BusinessSource
+    # Where rolled-up data ends (None: no rollups read); part of every cache key, so a
+    # new rollup run is a new version of the data.
+    watermark: datetime | None = None
+    # Said once on a page, e.g. that rollups are not built yet and figures come raw.
+    note: str | None = None
+
+    def areas(self) -> tuple[DetectionSource, PerformanceSource, BusinessSource]:
+        return (self.detection, self.performance, self.business)
 
     def first_event(self, areas: Sequence[str] = AREAS) -> datetime | None:
         """When the history of the given areas begins: the earliest of their first events."""
@@ -198,3 +206,28 @@ class RawBusiness:
 def raw_sources(engine: Engine) -> Sources:
     """Every area answered from the raw event tables of ``engine``."""
     return Sources(RawDetection(engine), RawPerformance(engine), RawBusiness(engine))
+
+
+NO_ROLLUP_NOTE = (
+    "Rollups are not built yet, so figures are computed from the raw tables (slower on "
+    "large databases); run `analytics rollup` to build them."
+)
+
+
+def sources_for(engine: Engine) -> Sources:
+    """Rollup-backed sources where a rollup has run on ``engine``, else the raw tables
+    with a note saying so. Read per page build: the watermark moves with each run."""
+    from analytics_core.rollup.schema import watermark
+    from analytics_core.sources.database import database_errors
+    from analytics_core.sources.rollups import RollupBusiness, RollupDetection, RollupPerformance
+
+    with database_errors(engine):
+        mark = watermark(engine)
+    if mark is None:
+        return Sources(*raw_sources(engine).areas(), note=NO_ROLLUP_NOTE)
+    return Sources(
+        RollupDetection(engine, mark),
+        RollupPerformance(engine, mark),
+        RollupBusiness(engine, mark),
+        watermark=mark,
+    )

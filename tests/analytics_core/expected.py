@@ -97,14 +97,23 @@ def local_bucket(ts: pd.Series, tz: str, granularity: str) -> pd.Series:
     return day.dt.tz_localize(tz)
 
 
-def assert_kpis_equal(actual: dict, expected: dict, rel: float = 1e-9) -> None:
+PERCENTILE_KPIS = ("p50_ms", "p95_ms", "p99_ms", "p95_execution_ms")
+
+
+def assert_kpis_equal(
+    actual: dict, expected: dict, rel: float = 1e-9, percentile_rel: float | None = None
+) -> None:
+    """``percentile_rel``: the tolerance of percentiles read from rollup sketches (1%)."""
     assert set(actual) >= set(expected), set(expected) - set(actual)
     for key, want in expected.items():
         got = actual[key]
+        tolerance = percentile_rel if percentile_rel and key in PERCENTILE_KPIS else rel
         if want is None:
             assert got is None, f"{key}: expected no data, got {got!r}"
         elif isinstance(want, int | np.integer):
             assert got == int(want), f"{key}: {got!r} != {want!r}"
         else:
             assert got is not None, f"{key}: expected {want!r}, got no data"
-            assert np.isclose(got, float(want), rtol=rel, atol=1e-12), f"{key}: {got!r} != {want!r}"
+            assert np.isclose(got, float(want), rtol=tolerance, atol=1e-12), (
+                f"{key}: {got!r} != {want!r}"
+            )
