@@ -24,8 +24,10 @@ pages = [
 page = st.navigation(pages)
 
 # st.navigation shows the default page for an unknown path without a word; say so.
-# A page's url path is its file name (the default page also answers at the root).
-url_paths = {Path(script).stem: title for script, title, _ in specs}
+# A page's url path is its file name; the default page lives at the root only.
+url_paths = {
+    ("" if n == 0 else Path(script).stem): title for n, (script, title, _) in enumerate(specs)
+}
 requested = sidebar.requested_path(st.context.url, st.get_option("server.baseUrlPath"))
 note = sidebar.page_not_found(requested, url_paths)
 if note:

@@ -52,9 +52,11 @@ def kpi_cards(
                 chart = judged(frame, column).dropna().tolist()
             change = data.changes.get(key)
             shown = card_delta(key, data)
-            significant = change is not None and change.significant and shown != NO_PREVIOUS
-            # "±0" or "no previous period" has no direction to point.
-            arrow = "off" if shown is None or shown == NO_PREVIOUS or shown[0] == "±" else "auto"
+            # "±0" or "no previous period" has no direction to point, and nothing to call
+            # significant: the test compares per-bucket values, the card the range's.
+            moved = shown is not None and shown != NO_PREVIOUS and shown[0] != "±"
+            significant = change is not None and change.significant and moved
+            arrow = "auto" if moved else "off"
             with col:
                 st.metric(
                     KPIS[key].label,
@@ -65,7 +67,7 @@ def kpi_cards(
                     help=_help(key, change),
                     border=True,
                     chart_data=chart,
-                    delta_description=_significance(change),
+                    delta_description=_significance(change) if moved else None,
                 )
 
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -33,7 +32,7 @@ def complete_buckets(frame: pd.DataFrame) -> pd.DataFrame:
 # Mid-luminance colours, readable on Streamlit's light and dark backgrounds alike
 # (contrast about 3:1 or more on both, tested); everything else (fonts, grid, hover) is left to
 # the Streamlit theme so it follows light/dark.
-_COLORS = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#ca8a04")
+SERIES_COLORS = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#ca8a04")
 _MINUS = "\u2212"
 
 
@@ -116,7 +115,7 @@ def trend_figure(
         label = column_label(column)
         value_format, suffix = _value_format(column, percent, currency)
         units.add((value_format, suffix))
-        color = _COLORS[n % len(_COLORS)]
+        color = SERIES_COLORS[n % len(SERIES_COLORS)]
         values = judged(frame, column).reset_index(drop=True)
         need = min_events(column) if column in KPIS else None
         if need and need[0] in frame.columns:
@@ -150,6 +149,21 @@ def trend_figure(
             go.Scatter(y=values.where(~partial), mode="lines", name=label,
                        line={"color": color}, **common)
         )  # fmt: skip
+        raw = frame[column].astype(float).reset_index(drop=True)
+        few = raw.notna() & values.isna()
+        if need and few.any():
+            # Too few events to draw as a line, too telling to hide (a small tenant's
+            # burst): faded open markers, the count beside the value on hover.
+            fig.add_trace(
+                go.Scatter(
+                    y=raw.where(few),
+                    mode="markers",
+                    name=f"{label} (under {need[1]} {need[0]})",
+                    marker={"color": color, "symbol": "circle-open", "size": 7},
+                    opacity=0.5,
+                    **common,
+                )
+            )
         if partial.any():
             # Dashed from the last complete point into each partial one, so the line
             # does not break but the unfinished bucket does not read as a real drop.
@@ -222,8 +236,47 @@ def gauge(value: float | None, title: str, low: float = 0.95) -> None:
     st.plotly_chart(fig, width="stretch")
 
 
+def scatter_figure(
+    frame: pd.DataFrame, x: str, y: str, size: str, label: str, title: str, currency: str = "USD"
+) -> go.Figure:
+    """One labelled bubble per row; axes, hover and formats from the KPI definitions."""
+    (x_format, x_suffix), (y_format, y_suffix) = (
+        _value_format(x, False, currency),
+        _value_format(y, False, currency),
+    )
+    sizes = frame[size].astype(float)
+    hover = (
+        f"<b>%{{text}}</b><br>{column_label(x)}: %{{x:{x_format}}}{x_suffix}"
+        f"<br>{column_label(y)}: %{{y:{y_format}}}{y_suffix}"
+        f"<br>{column_label(size)}: %{{customdata:,}}<extra></extra>"
+    )
+    fig = go.Figure(
+        go.Scatter(
+            x=frame[x],
+            y=frame[y],
+            mode="markers+text",
+            text=frame[label],
+            textposition="top center",
+            cliponaxis=False,  # a label over the top bubble stays readable
+            customdata=frame[size],
+            hovertemplate=hover,
+            marker={
+                "size": sizes,
+                "sizemode": "area",
+                "sizeref": 2.0 * (sizes.max() if len(sizes) else 1.0) / 40.0**2,
+                "color": SERIES_COLORS[0],
+            },
+        )
+    )
+    fig.update_layout(title=title, height=360, margin={"t": 60})
+    for axis, value_format, suffix, column in (
+        (fig.update_xaxes, x_format, x_suffix, x),
+        (fig.update_yaxes, y_format, y_suffix, y),
+    ):
+        ticks = {"tickformat": ".1%"} if value_format == ".2%" else {"ticksuffix": suffix}
+        axis(title=column_label(column), **ticks)
+    return fig
+
+
 def scatter(frame: pd.DataFrame, x: str, y: str, size: str, label: str, title: str) -> None:
-    fig = px.scatter(frame, x=x, y=y, size=size, hover_name=label, title=title, text=label)
-    fig.update_traces(textposition="top center")
-    fig.update_layout(height=360)
-    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(scatter_figure(frame, x, y, size, label, title), width="stretch")

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics_app.ui.charts import LEGEND_BELOW, unit_format
+from analytics_app.ui.charts import LEGEND_BELOW, SERIES_COLORS, unit_format
 from analytics_core.insights import Insight
 from analytics_core.kpis import KPIS
 
@@ -82,13 +82,15 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
             )
         )
     value_format, suffix = unit_format(unit, currency=None, fallback=",.0f")
-    # No fixed colour: the theme's first colour is visible on light and dark backgrounds.
+    # The series blue: readable on light and dark backgrounds and apart from the red
+    # of the flagged points (the theme's first colour is pale red on one, red on the other).
     fig.add_trace(
         go.Scatter(
             x=x,
             y=evidence["value"],
             mode="lines",
             name=label,
+            line={"color": SERIES_COLORS[0]},
             hovertemplate=f"{label}: %{{y:{value_format}}}{suffix}<br>%{{x}}<extra></extra>",
         )
     )

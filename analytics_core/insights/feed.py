@@ -138,13 +138,12 @@ def _same_incident(a: Insight, b: Insight) -> bool:
     return a0 < b1 and b0 < a1 and (ea is None or eb is None or ea == eb)
 
 
-def _request_path_kpi(insight: Insight) -> str | None:
-    """The REQUEST_PATH metric an episode story is about, or None when it tells no episode."""
+def _episode_kpi(insight: Insight) -> str | None:
+    """The KPI an episode story is about (a mirror as its original), or None when the
+    story tells no episode."""
     if insight.status not in ("firing", "resolved") or insight.kpi is None:
         return None
     kpi = MIRROR.get(insight.kpi, (insight.kpi, False))[0]
-    if kpi not in REQUEST_PATH:
-        return None
     if insight.kind == "anomaly":
         return kpi
     if insight.kind == "threshold" and insight.details.get("episodes"):
@@ -152,21 +151,38 @@ def _request_path_kpi(insight: Insight) -> str | None:
     return None
 
 
+def _family(kpi: str) -> str:
+    """Metrics whose overlapping episodes are one incident: the request path's, or one
+    KPI with itself (its threshold and its anomaly stories)."""
+    return "request path" if kpi in REQUEST_PATH else kpi
+
+
 def merge_incidents(insights: list[Insight]) -> list[Insight]:
-    """Overlapping episode stories of :data:`REQUEST_PATH` metrics become one story."""
-    groups: list[list[Insight]] = []
+    """Overlapping episode stories of one incident become one story: anomalies and
+    threshold alerts of the same KPI, and those of the :data:`REQUEST_PATH` metrics."""
+    groups: list[tuple[str, list[Insight]]] = []
     rest = []
     for insight in insights:
-        if _request_path_kpi(insight) is None:
+        kpi = _episode_kpi(insight)
+        if kpi is None:
             rest.append(insight)
             continue
+        family = _family(kpi)
         # An episode overlapping two groups joins them: overlap chains are one incident.
-        touching = [g for g in groups if any(_same_incident(insight, o) for o in g)]
+        touching = [
+            g for f, g in groups if f == family and any(_same_incident(insight, o) for o in g)
+        ]
         merged = [insight, *(o for g in touching for o in g)]
-        groups = [g for g in groups if g not in touching] + [merged]
+        groups = [(f, g) for f, g in groups if not any(g is t for t in touching)]
+        groups.append((family, merged))
     # Input order breaks severity ties, so the same stories always merge the same way.
     position = {id(insight): n for n, insight in enumerate(insights)}
-    return rest + [_merged(sorted(g, key=lambda i: position[id(i)])) for g in groups]
+    return rest + [_merged(sorted(g, key=lambda i: position[id(i)])) for _, g in groups]
+
+
+def _path_order(insight: Insight) -> int:
+    kpi = _episode_kpi(insight)
+    return REQUEST_PATH.index(kpi) if kpi in REQUEST_PATH else 0
 
 
 def _in_the_same_episode(insight: Insight) -> str:
@@ -190,7 +206,7 @@ def _merged(group: list[Insight]) -> Insight:
     severity = min((i.severity for i in group), key=lambda s: SEVERITY_RANK[s])
     others = sorted(
         (i for i in group if i is not lead),
-        key=lambda i: (REQUEST_PATH.index(_request_path_kpi(i)), i.kind),  # type: ignore[arg-type]
+        key=lambda i: (_path_order(i), i.kind),
     )
     kpis = list(dict.fromkeys(i.kpi for i in [lead, *others]))
     also = "; ".join(_in_the_same_episode(i) for i in others)

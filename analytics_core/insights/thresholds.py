@@ -245,7 +245,9 @@ def _series_check(
     support_col, minimum = need if need and need[0] in frame.columns else (None, 0)
     events = frame[support_col] if support_col else pd.Series(math.nan, index=frame.index)
     small = (raw.notna() & column.isna()).to_numpy()  # a value, but too few events to judge
-    small_breach = small & raw.map(lambda v: not is_missing(v) and _breached(rule, v)).to_numpy()
+    # dtype=bool: an empty frame (no complete bucket yet) maps to an object array.
+    breached = raw.map(lambda v: not is_missing(v) and _breached(rule, v)).to_numpy(dtype=bool)
+    small_breach = small.astype(bool) & breached
     label, word, limit = _describe(rule, currency)
     found = episodes(buckets, column, rule, step)
     clear = rule.clear if rule.clear is not None else rule.threshold
@@ -299,11 +301,12 @@ def _series_check(
         at = buckets.iloc[worst_at]
         worst = format_kpi(rule.kpi, raw[worst_at], currency)
         n_breach = int(small_breach.sum())
+        # With no bucket large enough to judge there is no "within" to claim.
+        rest = "; every judged bucket stayed within it" if column.notna().any() else ""
         message = (
             f"{label}: {unjudged}, and {n_breach} of them {'was' if n_breach == 1 else 'were'} "
             f"{word} its threshold {limit} (worst {worst} at {at:%Y-%m-%d %H:%M} over "
-            f"{int(events.iloc[worst_at]):,} {support_col}); every "
-            "judged bucket stayed within it"
+            f"{int(events.iloc[worst_at]):,} {support_col}){rest}"
         )
         last = bool(small_breach[-1])  # still breaching in the last complete bucket
         return _insight(
@@ -316,7 +319,10 @@ def _series_check(
     suffix = f"; {unjudged}" if unjudged else ""
     if not found:
         shown = format_kpi(rule.kpi, range_value, currency)
-        every = "every judged bucket" if unjudged else "every bucket"
+        # Name the bucket width: a day within the limit can hold an hour that was not,
+        # and an hourly anomaly story may tell that hour.
+        kind = _BUCKET_WORD.get(step, _human(step))
+        every = f"every judged {kind} bucket" if unjudged else f"every {kind} bucket"
         return _insight(
             rule, "ok", f"{label} stayed within its threshold {limit} in {every} "
             f"(range value {shown}){suffix}", method=method, details=details, evidence=evidence,

@@ -141,3 +141,34 @@ def test_phone_layout_reflows_the_cards_two_per_row():
     [cards] = [b for b in at.main.children.values() if b.proto.id.endswith(f"-{CARDS_KEY}")]
     assert len(cards.get("metric")) == 3
     assert "Change vs previous period: not significant, p = 0.4" in at.metric[0].proto.help
+
+
+def _unchanged_but_tested_app():
+    from datetime import UTC, datetime
+
+    from analytics_app.ui.cards import kpi_cards
+    from analytics_core.filters import date_range, make_filters
+    from analytics_core.insights.compare import Change
+    from analytics_core.page_data import PageData
+
+    start, end = date_range(datetime(2026, 11, 20).date(), datetime(2026, 11, 22).date(), "UTC")
+    # The per-bucket test finds a significant shift; the range's distinct users are equal.
+    shifted = Change(127.0, 127.0, 0.0, 0.0, 2.43e-06, True, "Mann-Whitney U")
+    page = PageData(
+        page="business",
+        filters=make_filters(start, end, "UTC"),
+        generated_at=datetime(2026, 11, 23, tzinfo=UTC),
+        kpis={"active_users": 127},
+        previous={"active_users": 127},
+        changes={"active_users": shifted},
+    )
+    kpi_cards(page)
+
+
+def test_an_unchanged_figure_is_neither_coloured_nor_called_significant():
+    at = AppTest.from_function(_unchanged_but_tested_app).run()
+    assert not at.exception, at.exception
+    [users] = at.metric
+    assert users.proto.delta == "±0"
+    assert users.proto.color == users.proto.GRAY and users.proto.direction == users.proto.NONE
+    assert users.proto.delta_description == ""  # no "significant" beside "±0"

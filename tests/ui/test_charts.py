@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics_app.ui.charts import _COLORS, trend_figure
+from analytics_app.ui.charts import SERIES_COLORS, trend_figure
 from analytics_core.kpis import KPIS, MIN_BUCKET_EVENTS
 
 
@@ -61,7 +61,12 @@ def test_no_partial_trace_without_partial_buckets():
     frame = _frame().assign(partial=False)
     fig = trend_figure(frame, ["requests", "error_rate"], "Both")
     # Legend names are the KPI labels (they were the raw column names, issue 7 #6).
-    assert [t.name for t in fig.data] == [KPIS["requests"].label, KPIS["error_rate"].label]
+    rate = KPIS["error_rate"].label
+    assert [t.name for t in fig.data] == [
+        KPIS["requests"].label,
+        rate,
+        f"{rate} (under {MIN_BUCKET_EVENTS['error_rate']} requests)",  # the 12-request hour
+    ]
 
 
 def _fall_back_night() -> pd.DataFrame:
@@ -133,6 +138,41 @@ def _luminance(hex_colour: str) -> float:
 
 @pytest.mark.parametrize("background", ["#ffffff", "#0e1117"])  # Streamlit light, dark
 def test_series_colours_are_visible_on_both_themes(background):
-    for colour in _COLORS:
+    for colour in SERIES_COLORS:
         a, b = sorted((_luminance(colour), _luminance(background)))
         assert (b + 0.05) / (a + 0.05) >= 2.9, colour
+
+
+def test_small_bucket_values_stay_visible_as_faded_markers():
+    # A small tenant's hourly burst (every bucket under the minimum): the line has
+    # nothing to draw, the burst still shows, each point with its request count.
+    frame = pd.DataFrame(
+        {
+            "bucket": pd.date_range("2026-11-21 00:00", periods=4, freq="h", tz="UTC"),
+            "requests": [8, 15, 12, 20],
+            "error_rate": [0.0, 0.2667, 0.1667, 0.05],
+            "partial": [False] * 4,
+        }
+    )
+    fig = trend_figure(frame, ["error_rate"], "Error rate", percent=True)
+    line, few = fig.data
+    assert np.isnan(np.asarray(line.y, dtype=float)).all()
+    assert few.mode == "markers" and f"under {MIN_BUCKET_EVENTS['error_rate']}" in few.name
+    assert list(few.y) == frame["error_rate"].tolist()
+    assert [int(c[1]) for c in few.customdata] == [8, 15, 12, 20]
+
+
+def test_scatter_reads_in_labels_and_units():
+    from analytics_app.ui.charts import scatter_figure
+
+    frame = pd.DataFrame(
+        {"algorithm": ["lof", "iforest"], "p95_execution_ms": [812.5, 95.0],
+         "anomaly_rate": [0.051, 0.022], "detections": [120, 480]}
+    )  # fmt: skip
+    fig = scatter_figure(frame, "p95_execution_ms", "anomaly_rate", "detections", "algorithm", "t")
+    [points] = fig.data
+    assert fig.layout.xaxis.title.text == KPIS["p95_execution_ms"].label
+    assert fig.layout.yaxis.title.text == KPIS["anomaly_rate"].label
+    assert fig.layout.yaxis.tickformat == ".1%" and fig.layout.xaxis.ticksuffix == " ms"
+    assert "_" not in points.hovertemplate.replace("<extra></extra>", "")
+    assert "%{y:.2%}" in points.hovertemplate and points.cliponaxis is False

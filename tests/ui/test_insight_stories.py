@@ -52,10 +52,16 @@ def test_rate_chart_has_a_percent_axis_and_the_label():
     assert "%" in value.hovertemplate and "Error rate" in value.hovertemplate
 
 
-def test_value_line_colour_is_left_to_the_theme():
+def test_value_line_is_the_series_blue_apart_from_the_flagged_red():
+    # A fixed dark grey vanished on the dark theme; the theme's own first colour was pale
+    # red on light and the flagged points' red on dark.
+    from analytics_app.ui.charts import SERIES_COLORS
+
     fig = _evidence_chart(_evidence(10.0, 5.0, [9.0, 11.0, 30.0]), "requests", "anomaly")
     value = next(t for t in fig.data if t.name == "Requests")
-    assert value.line.color is None  # a fixed dark grey vanished on the dark theme
+    flagged = [t for t in fig.data if t.mode == "markers"]
+    assert value.line.color == SERIES_COLORS[0]  # contrast on both themes is tested
+    assert flagged and all(t.marker.color != value.line.color for t in flagged)
 
 
 def _story(n: int, severity: str) -> Insight:

@@ -161,3 +161,16 @@ def test_info_threshold_story_without_episode_stays_apart():
     info = replace(info, details={**info.details, "episodes": []})
     anomaly = _episode("error_rate", 0, 3, 0.2, 0.01)
     assert merge_incidents([info, anomaly]) == [info, anomaly]
+
+
+def test_a_kpis_threshold_and_anomaly_stories_merge_beyond_the_request_path():
+    # The 90-day feed told the same anomaly-rate day twice: as a threshold alert and as
+    # an (info) anomaly. One story, with the alert's gravity; other KPIs stay apart.
+    alert = _threshold("anomaly_rate", 0, 24, "6.05%", "5.00%", "above", severity="warning")
+    anomaly = _episode("anomaly_rate", 6, 7, 0.0605, 0.0282, severity="info")
+    latency = _episode("p95_ms", 6, 7, 2000.0, 400.0)  # same hours, another incident
+    out = merge_incidents([alert, anomaly, latency])
+    assert len(out) == 2 and latency in out
+    [story] = [i for i in out if i is not latency]
+    assert story.kind == "anomaly" and story.severity == "warning"
+    assert "above its threshold 5.00%" in story.message and "worst 6.05%" in story.message

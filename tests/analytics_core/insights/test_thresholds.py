@@ -124,7 +124,7 @@ def test_not_judged_buckets_are_counted_in_ok_and_firing_stories():
     rates = [0.01] * 10 + [0.01, 0.01]
     [ok] = check_thresholds((rule(),), {"error_rate": 0.01}, _hourly(requests, rates))
     assert ok.status == "ok"
-    assert "every judged bucket" in ok.message
+    assert "every judged hourly bucket" in ok.message  # the width it judged, named
     assert "1 hourly bucket under 50 requests was not judged" in ok.message
     rates = [0.01] * 4 + [0.2, 0.3] + [0.01] * 6
     [fired] = check_thresholds((rule(),), {"error_rate": 0.05}, _hourly(requests, rates))
@@ -149,3 +149,28 @@ def test_a_partial_bucket_never_alarms():
     assert len(got.evidence) == 11 and got.evidence["bucket"].max() == BUCKETS[10]
     [busy] = check_thresholds((rule(),), {"error_rate": 0.02}, _hourly([200] * 12, rates, partial))
     assert busy.status == "ok"
+
+
+def test_no_judged_bucket_claims_nothing_about_judged_buckets():
+    # A small tenant's day: every hour under 50 requests, two of them breaching.
+    requests = [12, 15, 8, 20] * 3
+    rates = [0.01, 0.27, 0.25, 0.0] + [0.01] * 8
+    [story] = check_thresholds((rule(),), {"error_rate": 0.1}, _hourly(requests, rates))
+    assert story.severity == "info"
+    assert "12 hourly buckets under 50 requests were not judged" in story.message
+    assert "2 of them were above" in story.message
+    assert "judged bucket stayed within" not in story.message
+
+
+def test_no_complete_bucket_is_no_data_not_an_error():
+    # A one-hour range at 01:39 holds two partial hours and no complete one.
+    empty = pd.DataFrame(
+        {
+            "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "requests": pd.Series([], dtype="int64"),
+            "error_rate": pd.Series([], dtype="float64"),
+            "partial": pd.Series([], dtype=bool),
+        }
+    )
+    [story] = check_thresholds((rule(),), {"error_rate": None}, {"performance_trend": empty})
+    assert story.status == "no_data"
