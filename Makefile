@@ -42,3 +42,10 @@ bench: $(VENV)/.installed
 .PHONY: eval-insights
 eval-insights: $(VENV)/.installed
 	$(PY) bench/eval_insights.py $(EVAL_ARGS)
+
+# Page build time and peak memory at 10M requests / 2M detections over 400 days on PostgreSQL
+# (never asserted in tests; seeding takes minutes, the databases are kept for the next run):
+# writes bench/SCALE.md. BENCH_ARGS="--quick" to try it out; see bench/scale.py --help.
+.PHONY: bench-scale
+bench-scale: $(VENV)/.installed
+	$(PY) bench/scale.py $(BENCH_ARGS)
