@@ -175,10 +175,13 @@ def trend_figure(
                     y=values.where(near),
                     mode="lines+markers+text",
                     name=f"{label} (partial)",
+                    # Labelled on the chart, so not in the legend (six entries squeezed a
+                    # phone's plot); one "partial" word per bucket, not one per line.
+                    showlegend=False,
                     line={"color": color, "dash": "dash"},
                     marker={"symbol": "circle-open", "size": np.where(partial, 8, 0).tolist()},
                     opacity=0.55,
-                    text=np.where(partial, "partial", "").tolist(),
+                    text=np.where(partial & (n == 0), "partial", "").tolist(),
                     textposition="top center",
                     **common,
                 )

@@ -176,3 +176,11 @@ def test_scatter_reads_in_labels_and_units():
     assert fig.layout.yaxis.tickformat == ".1%" and fig.layout.xaxis.ticksuffix == " ms"
     assert "_" not in points.hovertemplate.replace("<extra></extra>", "")
     assert "%{y:.2%}" in points.hovertemplate and points.cliponaxis is False
+
+
+def test_partial_lines_are_labelled_once_and_kept_out_of_the_legend():
+    frame = _frame().assign(p50_ms=1.0, p95_ms=2.0, p99_ms=3.0)
+    fig = trend_figure(frame, ["p50_ms", "p95_ms", "p99_ms"], "Latency")
+    dashed = [t for t in fig.data if t.line.dash == "dash"]
+    assert len(dashed) == 3 and not any(t.showlegend for t in dashed)
+    assert [list(t.text).count("partial") for t in dashed] == [1, 0, 0]
