@@ -33,6 +33,7 @@ Works for any regular series (requests per day, GB per day, hourly error counts,
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,43 +132,24 @@ def forecast(
         candidates = [(e, s, d) for e, s in shapes for d in (False, True)]
     init = "estimated" if not seasonal_ok or period <= _ESTIMATE_INITIAL_UP_TO else "heuristic"
 
-    endog = pd.Series(history.to_numpy(dtype=float))  # RangeIndex: no frequency warnings
-    best = None
-    for error, seasonal, damped in candidates:
-        from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # slow import: lazy
-
-        model = ETSModel(
-            endog,
-            error=error,
-            trend="add",
-            damped_trend=damped,
-            seasonal=seasonal,
-            seasonal_periods=period if seasonal else None,
-            initialization_method=init,
-        )
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                fit = model.fit(disp=False)
-                pred = fit.get_prediction(start=n, end=n + horizon - 1, rng=0)
-                band = pred.summary_frame(alpha=1 - level)
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-        if n <= fit.df_model + 1 or not np.isfinite(band.to_numpy()).all():
-            continue
-        score = fit.aicc if np.isfinite(fit.aicc) else np.inf
-        if best is None or score < best[0]:
-            best = (score, error, seasonal, damped, band, fit.df_model, pred.method)
+    best = _best_fit(
+        tuple(history.to_numpy(dtype=float).tolist()),
+        tuple(candidates),
+        period,
+        init,
+        horizon,
+        level,
+    )
     if best is None:
         return None
-    _, error, seasonal, damped, band, n_params, interval_method = best
+    error, seasonal, damped, band, n_params, interval_method = best
 
-    mean = band["mean"].to_numpy(dtype=float)
+    mean = np.array(band["mean"], dtype=float)
     # statsmodels scales the interval by SSE/n; widen to SSE/(n - parameters), the
     # convention of R's forecast::ets, so short histories are not overconfident.
     widen = np.sqrt(n / (n - n_params))
-    lower = mean - widen * (mean - band["pi_lower"].to_numpy(dtype=float))
-    upper = mean + widen * (band["pi_upper"].to_numpy(dtype=float) - mean)
+    lower = mean - widen * (mean - np.array(band["pi_lower"], dtype=float))
+    upper = mean + widen * (np.array(band["pi_upper"], dtype=float) - mean)
     if (history.to_numpy() >= 0).all():
         mean, lower, upper = (np.clip(a, 0, None) for a in (mean, lower, upper))
     future = pd.date_range(history.index[-1] + step, periods=horizon, freq=step)
@@ -203,6 +185,54 @@ def forecast(
         limit=limit,
         history_points=n,
     )
+
+
+# A fit is a pure function of the history and the settings, and costs about half a
+# second per candidate model while the daily history changes once a day: every page view
+# of the day after the first reuses it. Values are tuples, so nothing shared is mutable.
+@functools.lru_cache(maxsize=256)
+def _best_fit(
+    values: tuple[float, ...],
+    candidates: tuple[tuple[str, str | None, bool], ...],
+    period: int | None,
+    init: str,
+    horizon: int,
+    level: float,
+) -> tuple[str, str | None, bool, dict[str, tuple[float, ...]], float, str] | None:
+    """The candidate ETS model with the lowest AICc and its prediction band."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # slow import: lazy
+
+    n = len(values)
+    endog = pd.Series(values, dtype=float)  # RangeIndex: no frequency warnings
+    best = None
+    for error, seasonal, damped in candidates:
+        model = ETSModel(
+            endog,
+            error=error,
+            trend="add",
+            damped_trend=damped,
+            seasonal=seasonal,
+            seasonal_periods=period if seasonal else None,
+            initialization_method=init,
+        )
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                fit = model.fit(disp=False)
+                pred = fit.get_prediction(start=n, end=n + horizon - 1, rng=0)
+                band = pred.summary_frame(alpha=1 - level)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if n <= fit.df_model + 1 or not np.isfinite(band.to_numpy()).all():
+            continue
+        score = fit.aicc if np.isfinite(fit.aicc) else np.inf
+        if best is None or score < best[0]:
+            arrays = {
+                c: tuple(band[c].to_numpy(dtype=float).tolist())
+                for c in ("mean", "pi_lower", "pi_upper")
+            }
+            best = (score, error, seasonal, damped, arrays, float(fit.df_model), pred.method)
+    return None if best is None else best[1:]
 
 
 def _first(times: pd.DatetimeIndex, mask: np.ndarray) -> pd.Timestamp | None:

@@ -164,3 +164,18 @@ def test_invalid_arguments() -> None:
         forecast(days(20), np.arange(20.0), horizon=0)
     with pytest.raises(ValueError):
         forecast(days(20), np.arange(20.0), horizon=3, level=1.5)
+
+
+def test_a_repeated_forecast_reuses_the_fit():
+    # Every page view of a day asks for the same daily history: fitted once.
+    from analytics_core.insights.forecast import _best_fit
+
+    days = pd.date_range("2026-01-01", periods=60, freq="D", tz="UTC")
+    values = 100 + np.arange(60) * 2.0 + 10 * np.sin(np.arange(60) * 2 * np.pi / 7)
+    first = forecast(days, values, horizon=14, limit=300.0)
+    hits = _best_fit.cache_info().hits
+    second = forecast(days, values, horizon=14, limit=300.0)
+    assert _best_fit.cache_info().hits == hits + 1
+    assert first is not None and second is not None
+    pd.testing.assert_frame_equal(first.frame, second.frame)
+    assert (first.method, first.crossing) == (second.method, second.crossing)
