@@ -151,7 +151,7 @@ def _init_db(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from analytics_core.seed import SeedError, seed, top_up
+    from analytics_core.demo import SeedError, seed, top_up
     from analytics_core.sources.database import database_errors, make_engine, redact
 
     url = database_url(load_config(args.config), args.db)
@@ -192,7 +192,7 @@ def _make_parent(path: Path) -> None:
 
 def _prepare_demo() -> None:
     from analytics_core.catalog import dimensions
-    from analytics_core.seed import seed, top_up
+    from analytics_core.demo import seed, top_up
     from analytics_core.sources.database import make_engine
 
     url, path = demo_database_url(), demo_database_path()

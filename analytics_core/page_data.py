@@ -17,12 +17,9 @@ from analytics_core.context import QueryContext, Scope
 from analytics_core.filters import Filters
 from analytics_core.insights import Insight
 from analytics_core.insights.compare import Change
-from analytics_core.insights.feed import (
-    bottleneck_tables,
-    build_insights,
-    kpi_changes,
-    not_comparable,
-)
+from analytics_core.insights.feed import build_insights
+from analytics_core.insights.stories.bottleneck import bottleneck_tables
+from analytics_core.insights.stories.change import kpi_changes, not_comparable
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
 from analytics_core.sources.areas import AREAS, Sources, sources_for

@@ -19,9 +19,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from analytics_core.config import load_config
+from analytics_core.demo import seed
 from analytics_core.filters import make_filters
 from analytics_core.page_data import PAGES, build_page
-from analytics_core.seed import seed
 from analytics_core.sources.database import make_engine
 
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -227,7 +227,7 @@ def test_seed_refuses_a_filled_database(seeded_pg, capsys):
 
 def test_demo_creates_then_tops_up_only_the_demo_file(tmp_path, monkeypatch, capsys):
     from analytics_core.catalog import dimensions
-    from analytics_core.seed import seed
+    from analytics_core.demo import seed
 
     demo = tmp_path / "demo.duckdb"
     monkeypatch.setenv("ANALYTICS_DEMO_DB", str(demo))

@@ -146,7 +146,7 @@ def test_every_survives_failed_runs(new_pg_database, data):
 
 
 def test_demo_is_rolled_up(tmp_path, monkeypatch, capsys):
-    from analytics_core.seed import seed
+    from analytics_core.demo import seed
 
     demo = tmp_path / "demo.duckdb"
     monkeypatch.setenv("ANALYTICS_DEMO_DB", str(demo))

@@ -1,4 +1,4 @@
-"""Tests for analytics_core.seed against a DuckDB file and a throwaway PostgreSQL database."""
+"""Tests for analytics_core.demo (the demo data: seeding and top-up)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, text
 
 from analytics_core import schema
-from analytics_core.seed import (
+from analytics_core.demo import (
     ANOMALY_JUMP_DETECTOR,
     LATENCY_SPIKE_ENDPOINT,
     SeedError,

@@ -2,7 +2,8 @@
 
 ``model`` is the record; ``thresholds`` (config alerts with hysteresis),
 ``anomalies`` (seasonal robust detector), ``trends``, ``compare`` (previous
-period), ``forecast`` (capacity) are the detectors; ``feed`` runs them all.
+period), ``forecast`` (capacity) are the detectors; ``stories/`` turns their findings
+into stories, one module per kind; ``feed`` runs them all.
 """
 
 from analytics_core.insights.model import Insight, rank

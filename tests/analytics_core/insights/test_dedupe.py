@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pandas as pd
 
-from analytics_core.insights.feed import drop_restated_changes, merge_incidents
 from analytics_core.insights.model import Insight
+from analytics_core.insights.stories.incidents import drop_restated_changes, merge_incidents
 
 T0 = pd.Timestamp("2026-03-02 15:00", tz="UTC")
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from analytics_core.config import AlertRule, load_config
+from analytics_core.demo import ANOMALY_JUMP_DETECTOR, LATENCY_SPIKE_ENDPOINT, incidents, seed
 from analytics_core.filters import date_range, make_filters
 from analytics_core.page_data import build_page
-from analytics_core.seed import ANOMALY_JUMP_DETECTOR, LATENCY_SPIKE_ENDPOINT, incidents, seed
 from analytics_core.sources.database import make_engine
 
 END = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon
@@ -124,7 +124,7 @@ def test_a_short_history_is_learning_not_guessing(tmp_path):
 )
 def test_capacity_forecast_against_a_limit(demo_url, limit, status, words):
     from analytics_core.context import QueryContext
-    from analytics_core.insights.feed import capacity_insights
+    from analytics_core.insights.stories.capacity import capacity_insights
     from analytics_core.sources.areas import raw_sources
 
     config = load_config()
@@ -147,7 +147,7 @@ def test_capacity_forecast_against_a_limit(demo_url, limit, status, words):
 
 
 def test_availability_change_is_stated_as_availability():
-    from analytics_core.insights.feed import kpi_changes
+    from analytics_core.insights.stories.change import kpi_changes
 
     def perf(errors, requests):
         return pd.DataFrame({"errors": [errors], "requests": [requests]})

@@ -1,0 +1,120 @@
+"""Bottleneck stories: an endpoint or algorithm carrying far more of the slow
+requests, errors, execution time or failures than of the traffic, or a share that grew
+since the previous period."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analytics_core.context import QueryContext
+from analytics_core.insights import compare
+from analytics_core.insights.model import Insight
+from analytics_core.kpis import is_missing
+from analytics_core.sources.areas import Sources
+
+# A contributor is a bottleneck when its share of the cost is this many times its
+# share of the traffic, or when its share grew by this many points.
+DISPROPORTION = 1.5
+SHARE_JUMP = 0.10
+# Shares of fewer events than this are anecdotes.
+MIN_CONTRIBUTING_EVENTS = 20
+
+
+def bottleneck_tables(
+    sources: Sources,
+    ctx: QueryContext,
+    current: dict[str, float | int | None],
+    previous: dict[str, float | int | None],
+) -> dict[str, pd.DataFrame]:
+    """Endpoint and algorithm contributions, now and in the previous period."""
+    before = ctx.previous()
+    perf, det = sources.performance, sources.detection
+    endpoints = perf.endpoint_shares(ctx, current.get("p95_ms"))  # type: ignore[arg-type]
+    endpoints_before = perf.endpoint_shares(before, previous.get("p95_ms"))  # type: ignore[arg-type]
+    algos = det.algorithm_shares(ctx)
+    algos_before = det.algorithm_shares(before)
+    share_cols = ["slow", "errors", "slow_share", "error_share", "time_share", "request_share"]
+    endpoints = endpoints.merge(
+        endpoints_before[["endpoint", *share_cols]].rename(
+            columns={c: f"{c}_before" for c in share_cols}
+        ),
+        on="endpoint",
+        how="left",
+    )
+    algo_cols = ["runs", "failed", "time_share", "failure_share", "run_share"]
+    algos = algos.merge(
+        algos_before[["algorithm", *algo_cols]].rename(
+            columns={c: f"{c}_before" for c in algo_cols}
+        ),
+        on="algorithm",
+        how="left",
+    )
+    return {
+        "bottleneck_endpoints": endpoints.sort_values("slow_share", ascending=False),
+        "bottleneck_algorithms": algos.sort_values("time_share", ascending=False),
+    }
+
+
+def bottleneck_insights(tables: dict[str, pd.DataFrame]) -> list[Insight]:
+    """Disproportionate or grown contributors in :func:`bottleneck_tables`."""
+    out = []
+    checks = (
+        ("bottleneck_endpoints", "endpoint", "slow", "slow_share", "request_share",
+         "of requests slower than the p95", "of requests", "p95_ms", "performance"),
+        ("bottleneck_endpoints", "endpoint", "errors", "error_share", "request_share",
+         "of server errors", "of requests", "error_rate", "performance"),
+        ("bottleneck_algorithms", "algorithm", "runs", "time_share", "run_share",
+         "of detector execution time", "of runs", "avg_execution_ms", "detection"),
+        ("bottleneck_algorithms", "algorithm", "failed", "failure_share", "run_share",
+         "of failed runs", "of runs", "failed_detections", "detection"),
+    )  # fmt: skip
+    for table_name, key, events, share, traffic, what, traffic_what, kpi, area in checks:
+        table = tables[table_name].dropna(subset=[share])
+        if table.empty or table[events].sum() < MIN_CONTRIBUTING_EVENTS:
+            continue
+        top = table.loc[table[share].idxmax()]
+        before = top.get(f"{share}_before")
+        ratio = top[share] / top[traffic] if top[traffic] else math.inf
+        jump = (top[share] - before) if before is not None and not is_missing(before) else 0.0
+        if jump >= SHARE_JUMP:
+            # A bigger share of few events can be luck: keep the jump only if it is significant.
+            test = compare.compare_proportions(
+                int(top[events]),
+                int(table[events].sum()),
+                int(top.get(f"{events}_before") or 0),
+                int(table[f"{events}_before"].sum()),
+            )
+            jump = jump if test.significant else 0.0
+        if ratio < DISPROPORTION and jump < SHARE_JUMP:
+            continue
+        was = "" if is_missing(before) else f" (previous period {before:.0%})"
+        message = (
+            f"{top[key]} accounts for {top[share]:.0%} {what}{was} while carrying "
+            f"{top[traffic]:.0%} {traffic_what}"
+        )
+        out.append(
+            Insight(
+                kind="bottleneck",
+                area=area,
+                kpi=kpi,
+                status="firing",
+                severity="warning" if jump >= SHARE_JUMP else "info",
+                score=float(top[share]),
+                message=message,
+                method=f"Share {what} by {key}, against its share {traffic_what}",
+                baseline="the previous period of equal length",
+                recommendation=f"Profile {top[key]} first: it is the largest contributor {what}.",
+                details={
+                    key: top[key],
+                    "share": float(top[share]),
+                    "share_before": None if is_missing(before) else float(before),
+                    "traffic_share": float(top[traffic]),
+                },
+                evidence=tables[table_name][[key, traffic, share, f"{share}_before"]]
+                .rename(columns={f"{share}_before": f"{share} (previous period)"})
+                .reset_index(drop=True),
+            )
+        )
+    return out

@@ -1,0 +1,128 @@
+"""Capacity stories: daily request volume and GB processed forecast against their
+configured limits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pandas as pd
+
+from analytics_core.config import Config
+from analytics_core.context import QueryContext
+from analytics_core.insights import forecast
+from analytics_core.insights.model import Insight
+from analytics_core.insights.stories.common import (
+    capitalized,
+    complete_buckets,
+    since_first_activity,
+)
+from analytics_core.sources.areas import Sources
+
+# The history, up to the range's end, the forecast is fitted on.
+CAPACITY_HISTORY = timedelta(days=90)
+CAPACITY_METRICS = {
+    "requests_per_day": ("api_calls", "daily request volume", "api_calls"),
+    "gb_per_day": ("data_processed_gb", "daily GB processed", "data_processed_gb"),
+}
+
+
+def capacity_insights(sources: Sources, config: Config, ctx: QueryContext) -> list[Insight]:
+    end = ctx.filters.observed_end(ctx.now)
+    span = replace(ctx.filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
+    daily = sources.business.trend(ctx.with_filters(span), config.costs)
+    frame = since_first_activity(complete_buckets(daily), "business_trend")
+    out = []
+    for name, (column, label, kpi) in CAPACITY_METRICS.items():
+        limit = config.insights.capacity.get(name)
+        result = forecast.forecast(
+            frame["bucket"],
+            frame[column].astype(float),
+            horizon=config.insights.forecast_horizon_days,
+            level=config.insights.forecast_level,
+            limit=limit,
+        )
+        if result is None:
+            continue
+        fc = result.frame
+        level = f"{result.level:.0%}"
+        last = fc.iloc[-1]
+        digits = 0 if column == "api_calls" else 2
+
+        def fmt(v: float, digits: int = digits) -> str:
+            return f"{v:,.{digits}f}"
+
+        recent = frame.tail(7)
+        peak_at = recent[column].idxmax() if len(recent) else None
+        if limit is not None and peak_at is not None and recent[column].max() >= limit:
+            message = (
+                f"{capitalized(label)} already reached the limit of {fmt(limit)}: "
+                f"{fmt(recent.loc[peak_at, column])} on {recent.loc[peak_at, 'bucket']:%Y-%m-%d}"
+            )
+            status, severity = "firing", "critical"
+            recommendation = f"Raise the {label} limit or add capacity now."
+        elif limit is not None and result.crossing is not None:
+            days = (result.crossing - frame["bucket"].iloc[-1]).days
+            earliest = result.crossing_upper or result.crossing
+            message = (
+                f"{capitalized(label)} is forecast to reach the limit of {fmt(limit)} around "
+                f"{result.crossing:%Y-%m-%d} (in about {days} days; earliest plausible "
+                f"{earliest:%Y-%m-%d} at the {level} upper bound)"
+            )
+            status, severity = "firing", ("critical" if days <= 7 else "warning")
+            recommendation = f"Raise the {label} limit or add capacity before {earliest:%Y-%m-%d}."
+        else:
+            horizon = config.insights.forecast_horizon_days
+            bound = (
+                f"; the limit of {fmt(limit)} is not expected within {horizon} days"
+                if limit is not None
+                else ""
+            )
+            crossing_upper = result.crossing_upper
+            if limit is not None and crossing_upper is not None:
+                bound = (
+                    f"; the limit of {fmt(limit)} is not expected within {horizon} days, "
+                    f"though the {level} upper bound reaches it by {crossing_upper:%Y-%m-%d}"
+                )
+            message = (
+                f"{capitalized(label)} forecast for {last['timestamp']:%Y-%m-%d}: "
+                f"{fmt(last['forecast'])} ({level} interval {fmt(last['lower'])} to "
+                f"{fmt(last['upper'])}){bound}"
+            )
+            status, severity, recommendation = "ok", "info", None
+        history = pd.DataFrame({"bucket": frame["bucket"], "value": frame[column].astype(float)})
+        future = pd.DataFrame(
+            {
+                "bucket": fc["timestamp"],
+                "forecast": fc["forecast"],
+                "lower": fc["lower"],
+                "upper": fc["upper"],
+            }
+        )
+        evidence = pd.concat([history, future], ignore_index=True)
+        if limit is not None:
+            evidence["threshold"] = limit
+        out.append(
+            Insight(
+                kind="forecast",
+                area="business" if column == "data_processed_gb" else "performance",
+                kpi=kpi,
+                status=status,  # type: ignore[arg-type]
+                severity=severity,  # type: ignore[arg-type]
+                score=0.9 if status == "firing" else 0.1,
+                message=message,
+                method=result.method,
+                baseline=f"{result.history_points} complete days of history",
+                recommendation=recommendation,
+                details={
+                    "limit": limit,
+                    "crossing": None if result.crossing is None else result.crossing.isoformat(),
+                    "crossing_upper": None
+                    if result.crossing_upper is None
+                    else result.crossing_upper.isoformat(),
+                    "level": result.level,
+                },
+                evidence=evidence,
+            )
+        )
+    return out
