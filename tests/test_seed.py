@@ -1,4 +1,4 @@
-"""Tests for analytics_core.demo (the demo data: seeding and top-up)."""
+"""Tests for analytics_core.demo against a DuckDB file and a throwaway PostgreSQL database."""
 
 from __future__ import annotations
 
