@@ -17,6 +17,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -168,6 +169,7 @@ def started_postgres() -> Iterator[PostgresServer]:
                 f"could not start ({exc}); log:\n{_log_tail(workdir / 'postgresql.log')}",
             )
         try:
+            _wait_accepting(port)
             # pg_ctl exits once the server is up: the server's own pid is in its data dir.
             pid = int((workdir / "data" / "postmaster.pid").read_text().split()[0])
             yield PostgresServer(
@@ -179,6 +181,24 @@ def started_postgres() -> Iterator[PostgresServer]:
         shutil.rmtree(workdir, ignore_errors=True)
         if wrapper_dir is not None:
             shutil.rmtree(wrapper_dir, ignore_errors=True)
+
+
+def _wait_accepting(port: int, seconds: float = 60.0) -> None:
+    """Until the new server takes a real session: on a loaded machine the executor can
+    return while PostgreSQL still answers "the database system is starting up"."""
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            psycopg.connect(
+                host=LOOPBACK, port=port, user="postgres", dbname="postgres", connect_timeout=2
+            ).close()
+            return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                server_missing("PostgreSQL", f"started but never accepted a session ({exc})")
+            time.sleep(0.2)
 
 
 # --- Redis ------------------------------------------------------------------------------
