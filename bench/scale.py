@@ -5,9 +5,12 @@ Not a test: it measures and reports (`make bench-scale`), it asserts nothing.
 Seeds PostgreSQL server-side (``INSERT ... SELECT ... FROM generate_series``, no rows
 travel from Python) with ``--requests`` API requests, ``--detections`` detection runs,
 users, sessions, tenants, detectors and feedback over ``--days`` days, then times
-``build_page`` for every page over 24 h, 30 d and 365 d in each *mode* (raw tables today;
-rollups and the Redis cache once they exist) in a child process whose peak RSS is read,
-at the full size and at ``--small-requests``. One table to stdout and ``bench/SCALE.md``.
+``build_page`` for every page over 24 h, 30 d and 365 d in each *mode* (the raw tables;
+the rollups after ``analytics rollup``, with no cache; the Redis page cache on a second
+visit) in a child process whose peak RSS is read, at the full size and at
+``--small-requests``. At full size it also times incremental rollup runs over 100,000 and
+1,000,000 new requests; it compares the rollups' percentiles with ``percentile_cont``.
+One table to stdout and ``bench/SCALE.md``.
 
 The databases live on ``$TEST_DATABASE_URL``'s server (as the tests use it: a superuser
 that may create databases), else on the local server; they are named
@@ -725,7 +728,6 @@ def seed(url: str, sizes: Sizes, end: datetime) -> tuple[dict[str, float], dict[
 # --------------------------------------------------------------------------- modes
 
 NOT_BUILT = "n/a (not built yet)"
-NOT_WIRED = "n/a (hook not wired)"
 
 
 def built(module: str) -> bool:
@@ -738,8 +740,13 @@ def built(module: str) -> bool:
     return bool(spec and spec.origin and Path(spec.origin).resolve().is_relative_to(root))
 
 
-class NotWired(Exception):
-    """The module a mode needs exists, but its hook below is still a TODO."""
+@dataclass(frozen=True)
+class Prepared:
+    """What a mode's preparation measured: timings for the report's "Preparation" line,
+    and facts for the other targets (incremental runs, percentile errors)."""
+
+    notes: dict[str, float]
+    facts: dict[str, object]
 
 
 BuildFn = Callable[..., object]
@@ -751,15 +758,15 @@ class Mode:
 
     ``needs``: the module the mode relies on; while it does not exist the column reads
     "n/a (not built yet)". ``prepare`` runs here, before the timing child starts (e.g. the
-    rollup itself), and returns extra timings to report. ``build`` runs in the child, found
-    by ``key`` (spawned children re-import this file). ``warm``: build every cell once before
-    timing it (a cache's second visitor)."""
+    rollup itself), and returns what it measured (:class:`Prepared`). ``build`` runs in the
+    child, found by ``key`` (spawned children re-import this file). ``warm``: build every
+    cell once before timing it (a cache's second visitor)."""
 
     key: str
     column: str
     needs: str | None
     build: BuildFn
-    prepare: Callable[[Seeded], dict[str, float]] | None = None
+    prepare: Callable[[Seeded], Prepared] | None = None
     warm: bool = False
     vs_raw: bool = False  # show its speed-up over the raw column
     show_cpu: bool = False  # show how much of each time was this process's own CPU
@@ -779,38 +786,196 @@ def build_raw(engine: Engine, config: object, page: str, filters: object, now: d
     return build_page(engine, config, page, filters, now, sources=sources)  # type: ignore[arg-type]
 
 
-def prepare_rollup(seeded: Seeded) -> dict[str, float]:
-    # TODO(issue 8, rollups): run the rollup over the whole database as a role that may
-    # write the rollup tables, e.g.
-    #   t0 = time.perf_counter()
-    #   subprocess.run([str(Path(sys.executable).parent / "analytics"), "rollup",
-    #                   "--db", seeded.url], check=True)
-    #   return {"full rollup s": time.perf_counter() - t0}
-    # (skip when the rollup watermark already covers seeded.end, as seeding is reused).
-    raise NotWired("analytics rollup is not wired into bench/scale.py yet")
+# Rows counted as "new" by the incremental-rollup measurement: appended after a watermark.
+INCREMENTS = (100_000, 1_000_000)
+REDIS_PREFIX = "analytics:bench-scale:"
+
+
+def _writer(seeded: Seeded) -> Engine:
+    from analytics_core.sources.database import make_engine
+
+    # The rollup role: it may write the rollup_* tables (the app's engines stay read-only).
+    return make_engine(seeded.url, read_only=False)
+
+
+def _hour_holding(conn: Connection, before: datetime, rows: int) -> datetime:
+    """The latest UTC hour ``h`` such that at least ``rows`` requests lie in ``[h, before)``."""
+    from analytics_core.rollup.refresh import floor_hour
+
+    ts = conn.execute(
+        text("SELECT ts FROM api_requests WHERE ts < :before ORDER BY ts DESC OFFSET :n LIMIT 1"),
+        {"before": before, "n": rows - 1},
+    ).scalar_one()
+    return floor_hour(ts)
+
+
+def _source_rows(conn: Connection, lo: datetime, hi: datetime) -> dict[str, int]:
+    """Rows of each source table whose event time lies in ``[lo, hi)``."""
+    counted = {
+        "api_requests": "ts",
+        "detection_results": "created_at",
+        "detection_feedback": "created_at",
+        "user_sessions": "started_at",
+        "users": "created_at",
+    }
+    return {
+        table: int(
+            conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE {col} >= :lo AND {col} < :hi"),
+                {"lo": lo, "hi": hi},
+            ).scalar_one()
+        )
+        for table, col in counted.items()
+    }
+
+
+def prepare_rollup(seeded: Seeded) -> Prepared:
+    """Roll the whole database up, as ``analytics rollup`` does, timing the runs.
+
+    At full size the last requests are rolled up incrementally, as new rows arriving
+    after a watermark would be: a full run up to the hour before the newest
+    100,000 + 1,000,000 requests, then a run over the next 100,000, then one over the last
+    1,000,000 (each run also recomputes its late window, the hour before the old
+    watermark: those rows are counted in what the run read)."""
+    from analytics_core.rollup.refresh import HOUR, floor_hour, refresh
+
+    engine = _writer(seeded)
+    notes: dict[str, float] = {}
+    facts: dict[str, object] = {}
+    late = HOUR
+    try:
+        top = floor_hour(seeded.end) + HOUR  # every seeded row lies before it
+        if seeded.sizes.requests >= 2 * sum(INCREMENTS):
+            with engine.connect() as conn:
+                last = _hour_holding(conn, top, INCREMENTS[1])
+                first = _hour_holding(conn, last - late, INCREMENTS[0])
+            base = refresh(engine, now=first, late_window=late, full=True)
+            notes["full rollup up to the increments s"] = base.seconds
+            for lo, hi in ((first, last), (last, top)):
+                result = refresh(engine, now=hi, late_window=late)
+                with engine.connect() as conn:
+                    read = _source_rows(conn, lo - late, hi)
+                facts.setdefault("increments", []).append(  # type: ignore[union-attr]
+                    {"seconds": result.seconds, "rows": read, "hours": result.hours_recomputed}
+                )
+        t0 = time.perf_counter()
+        # Up to now: a reused database's watermark moves on, and no seeded row is left out.
+        final = refresh(engine, full=not facts, late_window=late)
+        notes["rollup to now s" if facts else "full rollup s"] = time.perf_counter() - t0
+        facts["watermark"] = final.new_watermark.isoformat() if final.new_watermark else None
+        facts["percentiles"] = percentile_errors(seeded)
+    finally:
+        engine.dispose()
+    return Prepared(notes, facts)
+
+
+def percentile_errors(seeded: Seeded) -> list[dict[str, object]]:
+    """p50/p95/p99 (latency) and p95 run time from the rollups against ``percentile_cont``
+    over the same rows, and whether every count and sum agrees exactly."""
+    from analytics_core.context import QueryContext, Scope
+    from analytics_core.filters import make_filters
+    from analytics_core.sources.areas import raw_sources, sources_for
+    from analytics_core.sources.database import make_engine
+
+    engine = make_engine(seeded.url)
+    end = seeded.end
+    try:
+        raw, rolled = raw_sources(engine), sources_for(engine)
+        assert rolled.watermark is not None, "the rollup did not run"
+        with engine.connect() as conn:
+            tenant = conn.execute(
+                text("SELECT tenant_id FROM api_requests GROUP BY 1 ORDER BY count(*) LIMIT 1")
+            ).scalar_one()  # the smallest tenant: the fewest rows per sketch
+            endpoint = conn.execute(
+                text("SELECT endpoint FROM api_requests GROUP BY 1 ORDER BY count(*) LIMIT 1")
+            ).scalar_one()
+        selections = [
+            ("24h, all", make_filters(end - timedelta(hours=24), end)),
+            ("30d, all", make_filters(end - timedelta(days=30), end)),
+            ("365d, all", make_filters(end - timedelta(days=365), end)),
+            (f"365d, tenant {tenant}", make_filters(end - timedelta(days=365), end,
+                                                   tenants=[tenant])),
+            (f"30d, endpoint {endpoint}", make_filters(end - timedelta(days=30), end,
+                                                      endpoints=[endpoint])),
+            # Starts and ends mid-hour: raw edges around whole rollup buckets.
+            ("7d, mid-hour edges", make_filters(end - timedelta(days=7, minutes=37),
+                                                end - timedelta(minutes=23))),
+        ]  # fmt: skip
+        out = []
+        for label, filters in selections:
+            ctx = QueryContext(filters, end, Scope())
+            exact = raw.performance.kpis(ctx) | raw.detection.kpis(ctx)
+            approx = rolled.performance.kpis(ctx) | rolled.detection.kpis(ctx)
+            errors = {
+                k: abs(approx[k] / exact[k] - 1)
+                for k in ("p50_ms", "p95_ms", "p99_ms", "p95_execution_ms")
+                if exact.get(k) and approx.get(k) is not None
+            }
+            counts = ("requests", "error_rate", "avg_ms", "total_detections",
+                      "failed_detections", "total_anomalies", "anomaly_rate")  # fmt: skip
+            mismatched = [
+                k for k in counts if not math.isclose(exact[k] or 0, approx[k] or 0, rel_tol=1e-9)
+            ]
+            out.append({"selection": label, "errors": errors, "mismatched": mismatched,
+                        "requests": exact["requests"]})  # fmt: skip
+        return out
+    finally:
+        engine.dispose()
 
 
 def build_rollup_cold(
     engine: Engine, config: object, page: str, filters: object, now: datetime
 ) -> object:
-    # TODO(issue 8, rollups): build_page(engine, config, page, filters, now, sources=...) with
-    # the rollup sources (analytics_core.rollup) and no cache in front.
-    raise NotWired("the rollup sources are not wired into bench/scale.py yet")
+    from analytics_core.page_data import build_page
+    from analytics_core.sources.areas import sources_for
+
+    sources = sources_for(engine)  # rollups + raw tail, as the app reads by default
+    assert sources.watermark is not None, "no rollup: the cold column would be the raw path"
+    return build_page(engine, config, page, filters, now, sources=sources)  # type: ignore[arg-type]
 
 
-def prepare_redis(seeded: Seeded) -> dict[str, float]:
-    # TODO(issue 8, Redis cache): flush this benchmark's keys so the first visit is a miss;
-    # the redis URL comes from the config (data_sources.redis) or $TEST_REDIS_URL.
-    raise NotWired("the Redis cache is not wired into bench/scale.py yet")
+def _redis_url() -> str:
+    return os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def prepare_redis(seeded: Seeded) -> Prepared:
+    import redis
+
+    # This benchmark's keys only, so the first visit of every cell is a miss.
+    client = redis.Redis.from_url(_redis_url())
+    try:
+        client.ping()
+        stale = list(client.scan_iter(match=REDIS_PREFIX + "*", count=1000))
+        if stale:
+            client.delete(*stale)
+    finally:
+        client.close()
+    return Prepared({}, {})
+
+
+_CACHE: list[object] = []
+_VISITED: set[tuple[str, str, datetime]] = set()
 
 
 def build_redis_warm(
     engine: Engine, config: object, page: str, filters: object, now: datetime
 ) -> object:
-    # TODO(issue 8, Redis cache): the page through the shared cache (analytics_core.cache,
-    # rollup sources behind it); Mode(warm=True) has already built the cell once, so this
-    # call is a hit.
-    raise NotWired("the Redis cache is not wired into bench/scale.py yet")
+    from analytics_core.cache import RedisPageCache
+    from analytics_core.page_data import load_page
+
+    if not _CACHE:  # one client per child, as one per app process
+        _CACHE.append(RedisPageCache(_redis_url(), 3600, prefix=REDIS_PREFIX))
+    cache = _CACHE[0]
+    cell = (page, repr(filters), now)
+    hits = cache.stats().hits  # type: ignore[attr-defined]
+    page_data = load_page(engine, config, page, filters, cache, now=now)  # type: ignore[arg-type]
+    # Mode(warm=True) built the cell once already, so a second visit must be a hit: a miss
+    # (Redis unusable) would time a page build and pass for a slow cache.
+    if cell in _VISITED:
+        stats = cache.stats()  # type: ignore[attr-defined]
+        assert stats.hits == hits + 1, f"the second visit missed the Redis cache ({stats})"
+    _VISITED.add(cell)
+    return page_data
 
 
 MODES: tuple[Mode, ...] = (
@@ -852,8 +1017,6 @@ def measure(*args: object) -> dict[str, object]:
     exceptions do not all survive pickling, which would hide them behind a broken pool."""
     try:
         return _measure(*args)  # type: ignore[arg-type]
-    except NotWired:
-        raise
     except Exception:  # noqa: BLE001 - reported whole to the parent
         raise RuntimeError(traceback.format_exc()) from None
 
@@ -940,6 +1103,7 @@ class Run:
     peak_rss: int | None = None
     rss_after_imports: int | None = None
     notes: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, object] = field(default_factory=dict)
     missing: str | None = None  # the cell text when there are no timings
     why: str = ""
 
@@ -949,10 +1113,8 @@ def run_mode(seeded: Seeded, mode: Mode, repeat: int) -> Run:
     if missing:
         return Run(missing=missing)
     try:
-        notes = mode.prepare(seeded) if mode.prepare else {}
+        prepared = mode.prepare(seeded) if mode.prepare else Prepared({}, {})
         result = measure_in_child(seeded, mode, repeat)
-    except NotWired as exc:
-        return Run(missing=NOT_WIRED, why=str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken mode must not lose the others' table
         traceback.print_exc()
         last = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
@@ -963,7 +1125,8 @@ def run_mode(seeded: Seeded, mode: Mode, repeat: int) -> Run:
         granularity=dict(result["granularity"]),  # type: ignore[arg-type]
         peak_rss=int(result["peak_rss"]),  # type: ignore[arg-type]
         rss_after_imports=int(result["rss_after_imports"]),  # type: ignore[arg-type]
-        notes=notes,
+        notes=prepared.notes,
+        facts=prepared.facts,
     )
 
 
@@ -1077,22 +1240,56 @@ def small_table(small: dict[str, Run], sizes: Sizes) -> list[str]:
     return lines
 
 
-def other_targets() -> list[str]:
-    """Issue 8's targets that are not page timings; rows to fill as the pieces land."""
-    rows = [
-        # TODO(issue 8, rollups): time `analytics rollup` over 1,000,000 and 100,000 rows
-        # appended after the watermark (top the database up first), and show both.
-        ("incremental rollup of 1,000,000 new rows (and 100,000)", "≤ 10 s, cost ∝ new rows",
-         "analytics_core.rollup"),
-        # TODO(issue 8, rollups): p50/p95/p99 from the sketches against percentile_cont on
-        # the same rows, per range and for one tenant and one endpoint; counts compared too.
-        ("percentile error against percentile_cont; counts", "≤ 1% relative; counts exact",
-         "analytics_core.rollup"),
-    ]  # fmt: skip
+def other_targets(rollup: Run | None) -> list[str]:
+    """Issue 8's targets that are not page timings, from what the rollup's preparation
+    measured at full size."""
     lines = ["| measure | target | result | met |", "|---|---|---|---|"]
-    for measure_text, target, needs in rows:
-        result = NOT_WIRED if built(needs) else NOT_BUILT
-        lines.append(f"| {measure_text} | {target} | {result} | n/a |")
+    facts = rollup.facts if rollup else {}
+    increments = facts.get("increments") or []
+    if increments:
+        parts, per_row = [], []
+        for inc in increments:  # type: ignore[union-attr]
+            rows = inc["rows"]
+            read = sum(rows.values())
+            per_row.append(inc["seconds"] / read)
+            parts.append(
+                f"{inc['seconds']:,.2f} s for {rows['api_requests']:,} new requests "
+                f"({read:,} source rows in the window, {inc['hours']:,} hours recomputed)"
+            )
+        big = increments[-1]  # type: ignore[index]
+        ok = big["seconds"] <= 10 and max(per_row) <= 2 * min(per_row)
+        cost = f"; {min(per_row) * 1e6:,.1f}–{max(per_row) * 1e6:,.1f} µs per row read"
+        lines.append(
+            "| incremental rollup of 1,000,000 new rows (and 100,000) | ≤ 10 s, cost ∝ new "
+            f"rows | {'; '.join(parts)}{cost} | {'yes' if ok else '**no**'} |"
+        )
+    else:
+        why = (rollup.missing or "not measured at this size") if rollup else NOT_BUILT
+        lines.append(
+            f"| incremental rollup of 1,000,000 new rows (and 100,000) | ≤ 10 s | {why} | n/a |"
+        )
+    checks = facts.get("percentiles") or []
+    if checks:
+        worst = max((e for c in checks for e in c["errors"].values()), default=None)  # type: ignore[union-attr]
+        mismatched = sorted({k for c in checks for k in c["mismatched"]})  # type: ignore[union-attr]
+        selections = "; ".join(
+            f"{c['selection']} ({c['requests']:,} requests): "
+            + ", ".join(f"{k} {v:.3%}" for k, v in c["errors"].items())  # type: ignore[union-attr]
+            for c in checks  # type: ignore[union-attr]
+        )
+        ok = worst is not None and worst <= 0.01 and not mismatched
+        counts = (
+            "counts, sums, rates and means equal"
+            if not mismatched
+            else ("**differ**: " + ", ".join(mismatched))
+        )
+        lines.append(
+            f"| percentile error against percentile_cont; counts | ≤ 1% relative; counts exact "
+            f"| worst {worst:.3%}; {counts}. {selections} | {'yes' if ok else '**no**'} |"
+        )
+    else:
+        why = rollup.missing if rollup and rollup.missing else "not measured"
+        lines.append(f"| percentile error against percentile_cont; counts | ≤ 1% | {why} | n/a |")
     return lines
 
 
@@ -1202,7 +1399,7 @@ def render(
         "",
         "## Other targets",
         "",
-        *other_targets(),
+        *other_targets(full.get("rollup")),
         "",
         f"## Pages at {little.sizes.requests:,} requests (the memory comparison's run)",
         "",
@@ -1236,7 +1433,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--server", help="admin URL of the PostgreSQL server "
                     "(default: $TEST_DATABASE_URL, else the local server)")  # fmt: skip
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "SCALE.md"))
-    return ap.parse_args(argv)
+    ap.add_argument("--modes", default=",".join(m.key for m in MODES),
+                    help="comma-separated modes to measure (others read 'not measured in "
+                    "this run'), e.g. rollup,redis while tuning; the report wants all")  # fmt: skip
+    args = ap.parse_args(argv)
+    unknown = set(args.modes.split(",")) - set(MODE_BY_KEY)
+    if unknown:
+        ap.error(f"--modes: unknown {', '.join(sorted(unknown))}; one of {', '.join(MODE_BY_KEY)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1264,7 +1468,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Measuring {s.sizes.database}", flush=True)
             by_mode = {}
             for m in MODES:
-                by_mode[m.key] = run_mode(s, m, args.repeat)
+                if m.key in args.modes.split(","):
+                    by_mode[m.key] = run_mode(s, m, args.repeat)
+                else:
+                    by_mode[m.key] = Run(missing="not measured in this run", why="--modes")
                 loads.append(os.getloadavg()[0])
             runs.append(by_mode)
         report = render(args, admin, seeded, runs[0], runs[1], loads)
