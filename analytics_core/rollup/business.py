@@ -13,23 +13,39 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import BigInteger, DateTime, Double, Engine, Select, Text, extract, func, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Double,
+    Engine,
+    Select,
+    Text,
+    cast,
+    extract,
+    func,
+    select,
+)
 
 from analytics_core.config import Costs
 from analytics_core.context import QueryContext
 from analytics_core.queries.business import BYTES_PER_GB, MS_PER_HOUR, cost
 from analytics_core.queries.common import fill_buckets, numeric, ratio
 from analytics_core.rollup.read import (
+    clip,
+    filtered_dims,
     first_row,
     flag,
     grouped,
     raw_part,
+    restrict,
     rollup_parts,
     shaped,
     sum_as,
     union_rows,
 )
-from analytics_core.rollup.tiles import plan
+from analytics_core.rollup.refresh import merge_ranges
+from analytics_core.rollup.tiles import bucket_boundaries, plan
+from analytics_core.rollup.user_counts import counts_table, floor_count_unit, is_unit
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.schema import tenants as tn
@@ -52,43 +68,57 @@ SHAPE = {
 _TREND_COUNTS = ("active_users", "new_users", "sessions", "api_calls")
 
 
-def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str]):
-    """The union of tiled rollup rows (summed down to the ``keep`` columns and the user,
-    for distinct counts; ``ts`` for a trend) and raw tail rows, in :data:`SHAPE`."""
+def _rows(
+    ctx: QueryContext,
+    watermark: datetime | None,
+    keep: set[str],
+    users: bool,
+    within: list[tuple[datetime, datetime]] | None = None,
+):
+    """The union of tiled rollup rows (summed down to the ``keep`` columns; ``ts`` for a
+    trend) and raw tail rows, in :data:`SHAPE`: the user sets (``users``, for distinct
+    counts) or the additive measures. ``within``: only these intervals of the range."""
     pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
-    keep = keep | {"user_id"}
+    if within is not None:
+        pieces = clip(pieces, within)
+    filtered = filtered_dims(ctx)
 
     def part(t, **values) -> Select:
-        row = shaped(SHAPE, ts=t.c.bucket, tenant_id=t.c.tenant_id, **values)
-        return select(*row).where(ctx.where(None, tenant=t.c.tenant_id))
+        row = shaped(SHAPE, ts=t.c.bucket, tenant_id=t.c.get("tenant_id"), **values)
+        return select(*row).where(ctx.where(None, tenant=t.c.get("tenant_id")))
 
     def raw(table, ts, **values) -> Select:
         row = shaped(SHAPE, ts=ts, tenant_id=table.c.tenant_id, **values)
         stmt = select(*row).select_from(table).where(ctx.where(None, tenant=table.c.tenant_id))
         return raw_part(pieces, stmt, ts)
 
+    def rolled(name: str, build) -> list[Select]:
+        return rollup_parts(pieces, name, build, SHAPE, keep, filtered)
+
+    if users:
+        keep = keep | {"user_id"}
+        return union_rows(
+            [
+                raw(ar, ar.c.ts, user_id=ar.c.user_id),
+                raw(us, us.c.started_at, user_id=us.c.user_id),
+                *rolled("active_users", lambda t: part(t, user_id=t.c.user_id)),
+            ]
+        )
     seconds = extract("epoch", us.c.ended_at) - extract("epoch", us.c.started_at)
     return union_rows(
         [
-            raw(ar, ar.c.ts, user_id=ar.c.user_id, api_calls=1, request_bytes=ar.c.request_bytes),
+            raw(ar, ar.c.ts, api_calls=1, request_bytes=ar.c.request_bytes),
             raw(
                 us,
                 us.c.started_at,
-                user_id=us.c.user_id,
                 sessions=1,
                 ended_sessions=flag(us.c.ended_at.is_not(None)),
                 ended_seconds=seconds,
             ),
             raw(u, u.c.created_at, new_users=1),
             raw(dr, dr.c.created_at, exec_ms=dr.c.execution_time_ms),
-            *rollup_parts(
-                pieces, "active_users", lambda t: part(t, user_id=t.c.user_id), SHAPE, keep
-            ),
-            *rollup_parts(
-                pieces, "new_users", lambda t: part(t, new_users=t.c.new_users), SHAPE, keep
-            ),
-            *rollup_parts(
-                pieces,
+            *rolled("new_users", lambda t: part(t, new_users=t.c.new_users)),
+            *rolled(
                 "sessions",
                 lambda t: part(
                     t,
@@ -96,30 +126,23 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str]):
                     ended_sessions=t.c.ended_sessions,
                     ended_seconds=t.c.ended_seconds_sum,
                 ),
-                SHAPE,
-                keep,
             ),
-            *rollup_parts(
-                pieces,
+            *rolled(
                 "requests",
                 lambda t: part(t, api_calls=t.c.requests, request_bytes=t.c.request_bytes_sum),
-                SHAPE,
-                keep,
             ),
-            *rollup_parts(
-                pieces, "detections", lambda t: part(t, exec_ms=t.c.exec_ms_sum), SHAPE, keep
-            ),
+            *rolled("detections", lambda t: part(t, exec_ms=t.c.exec_ms_sum)),
         ]
     )
 
 
-def _totals(ctx: QueryContext, watermark: datetime | None, keys: list[str]):
+def _sums(ctx: QueryContext, watermark: datetime | None, keys: list[str]) -> Select:
+    """Everything but active users, per ``keys``."""
     keep = {"ts" if k == "bucket" else k for k in keys}
-    rows = grouped(_rows(ctx, watermark, keep), keys, ctx.filters)
+    rows = grouped(_rows(ctx, watermark, keep, users=False), keys, ctx.filters)
     key_cols = [rows.c[k] for k in keys]
     stmt = select(
         *key_cols,
-        func.count(rows.c.user_id.distinct()).label("active_users"),
         sum_as(rows.c.new_users, BigInteger).label("new_users"),
         sum_as(rows.c.sessions, BigInteger).label("sessions"),
         (ratio(func.sum(rows.c.ended_seconds), func.sum(rows.c.ended_sessions)) / 60.0).label(
@@ -132,11 +155,70 @@ def _totals(ctx: QueryContext, watermark: datetime | None, keys: list[str]):
     return stmt.group_by(*key_cols) if keys else stmt
 
 
+def _distinct_users(
+    ctx: QueryContext,
+    watermark: datetime | None,
+    keys: list[str],
+    within: list[tuple[datetime, datetime]] | None = None,
+) -> Select:
+    """Active users per ``keys``: the distinct users of the union of user sets (the
+    DISTINCT first, so the database hashes rather than sorts)."""
+    keep = {"ts" if k == "bucket" else k for k in keys}
+    rows = grouped(_rows(ctx, watermark, keep, users=True, within=within), keys, ctx.filters)
+    pairs = select(*(rows.c[k] for k in keys), rows.c.user_id).distinct().subquery("pairs")
+    key_cols = [pairs.c[k] for k in keys]
+    stmt = select(*key_cols, cast(func.count(pairs.c.user_id), BigInteger).label("active_users"))
+    return stmt.group_by(*key_cols) if keys else stmt
+
+
+def _counted_users(
+    engine: Engine, ctx: QueryContext, watermark: datetime | None
+) -> tuple[pd.DataFrame, list[tuple[datetime, datetime]]]:
+    """Active users of the trend's buckets that are whole rollup units (UTC hours; days,
+    ISO weeks, months that begin and end on UTC midnights) from the stored counts, and
+    the intervals of the other buckets, which the caller counts from the user sets.
+
+    Counts are per tenant, so they answer only when at most one tenant is in view (a
+    user active for two tenants is one user): all tenants read the all-tenant count."""
+    f = ctx.filters
+    lo, hi = f.start, f.observed_end(ctx.now)
+    edges = [lo, *bucket_boundaries(f, lo, hi), hi] if hi > lo else []
+    buckets = list(zip(edges, edges[1:], strict=False))
+    table = counts_table(ctx, f.granularity)
+    limit = floor_count_unit(watermark, f.granularity) if watermark else None
+    counted = [
+        (a, b)
+        for a, b in buckets
+        if table is not None and limit is not None and b <= limit and is_unit(a, b, f.granularity)
+    ]
+    rest = merge_ranges(x for x in buckets if x not in counted)
+    frame = pd.DataFrame({"bucket": pd.Series(dtype="datetime64[us]"), "active_users": []})
+    if counted:
+        stmt = (
+            select(
+                table.c.bucket,
+                sum_as(table.c.active_users, BigInteger).label("active_users"),
+            )
+            .where(ctx.where(None, tenant=table.c.get("tenant_id")))
+            .group_by(table.c.bucket)
+        )
+        stmt = restrict(stmt, table.c.bucket, merge_ranges(counted))
+        frame = read_frame(engine, stmt)
+        zone = "UTC" if f.granularity == "hour" else f.tz
+        frame["bucket"] = (
+            pd.to_datetime(frame["bucket"], utc=True).dt.tz_convert(zone).dt.tz_localize(None)
+        )
+    return frame, rest
+
+
 def kpis(
     engine: Engine, ctx: QueryContext, watermark: datetime | None, costs: Costs
 ) -> dict[str, float | int | None]:
     """As :func:`analytics_core.queries.business.kpis`."""
-    row = first_row(read_frame(engine, _totals(ctx, watermark, [])))
+    row = first_row(read_frame(engine, _sums(ctx, watermark, [])))
+    row["active_users"] = first_row(read_frame(engine, _distinct_users(ctx, watermark, [])))[
+        "active_users"
+    ]
     api_calls = int(row["api_calls"] or 0)
     gb = float(row["data_processed_gb"] or 0.0)
     compute_hours = float(row["compute_hours"] or 0.0)
@@ -155,11 +237,24 @@ def trend(
     engine: Engine, ctx: QueryContext, watermark: datetime | None, costs: Costs
 ) -> pd.DataFrame:
     """As :func:`analytics_core.queries.business.trend`."""
-    totals = _totals(ctx, watermark, ["bucket"]).subquery()
-    columns = ["active_users", "new_users", "sessions", "api_calls"]
-    columns += ["data_processed_gb", "compute_hours"]
-    stmt = select(totals.c.bucket, *(totals.c[c] for c in columns)).order_by(totals.c.bucket)
-    out = fill_buckets(read_frame(engine, stmt), ctx.filters, _TREND_COUNTS, ctx.now)
+    sums = _sums(ctx, watermark, ["bucket"]).subquery()
+    columns = ["new_users", "sessions", "api_calls", "data_processed_gb", "compute_hours"]
+    stmt = select(sums.c.bucket, *(sums.c[c] for c in columns)).order_by(sums.c.bucket)
+    frame = read_frame(engine, stmt)
+    counted, rest = _counted_users(engine, ctx, watermark)
+    users = [counted] if not counted.empty else []
+    if rest:
+        users.append(read_frame(engine, _distinct_users(ctx, watermark, ["bucket"], rest)))
+    users = [u for u in users if not u.empty]
+    if users:
+        active = pd.concat(users, ignore_index=True)
+        active["bucket"] = pd.to_datetime(active["bucket"])
+        frame["bucket"] = pd.to_datetime(frame["bucket"])
+        frame = active.merge(frame, on="bucket", how="outer").sort_values("bucket")
+    else:
+        frame["active_users"] = 0
+    frame = frame[["bucket", "active_users", *columns]]
+    out = fill_buckets(frame, ctx.filters, _TREND_COUNTS, ctx.now)
     out["data_processed_gb"] = out["data_processed_gb"].fillna(0.0)
     out["compute_hours"] = out["compute_hours"].fillna(0.0)
     out["cost"] = cost(out["compute_hours"], out["data_processed_gb"], out["api_calls"], costs)
@@ -171,18 +266,23 @@ def by_tenant(
     engine: Engine, ctx: QueryContext, watermark: datetime | None, costs: Costs
 ) -> pd.DataFrame:
     """As :func:`analytics_core.queries.business.by_tenant`."""
-    totals = _totals(ctx, watermark, ["tenant_id"]).subquery()
+    totals = _sums(ctx, watermark, ["tenant_id"]).subquery()
+    users = _distinct_users(ctx, watermark, ["tenant_id"]).subquery()
     stmt = (
         select(
             tn.c.tenant_id,
             tn.c.name,
             tn.c.plan,
-            totals.c.active_users,
+            users.c.active_users,
             totals.c.api_calls,
             totals.c.data_processed_gb,
             totals.c.compute_hours,
         )
-        .select_from(tn.outerjoin(totals, totals.c.tenant_id == tn.c.tenant_id))
+        .select_from(
+            tn.outerjoin(totals, totals.c.tenant_id == tn.c.tenant_id).outerjoin(
+                users, users.c.tenant_id == tn.c.tenant_id
+            )
+        )
         .where(ctx.where(None, tn.c.tenant_id))
         .order_by(tn.c.tenant_id)
     )

@@ -18,6 +18,7 @@ from sqlalchemy import BigInteger, DateTime, Double, Engine, Integer, Select, Te
 from analytics_core.context import QueryContext
 from analytics_core.queries.common import fill_buckets, numeric, ratio, when
 from analytics_core.rollup.read import (
+    filtered_dims,
     first_row,
     flag,
     grouped,
@@ -75,9 +76,10 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedbac
     trend) and raw tail rows, in :data:`SHAPE`; feedback rows only when ``feedback``
     (the false-positive rate)."""
     pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
+    filtered = filtered_dims(ctx)
 
     def where(t):
-        return ctx.where(None, tenant=t.c.tenant_id, algorithm=t.c.algorithm)
+        return ctx.where(None, tenant=t.c.get("tenant_id"), algorithm=t.c.get("algorithm"))
 
     def runs(t) -> Select:
         ok = t.c.status == "success"
@@ -85,8 +87,8 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedbac
             *shaped(
                 SHAPE,
                 ts=t.c.bucket,
-                algorithm=t.c.algorithm,
-                detector_id=t.c.detector_id,
+                algorithm=t.c.get("algorithm"),
+                detector_id=t.c.get("detector_id"),
                 n=0,
                 detections=t.c.runs,
                 failed=flag(t.c.status == "failed", t.c.runs),
@@ -105,8 +107,8 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedbac
             *shaped(
                 SHAPE,
                 ts=t.c.bucket,
-                algorithm=t.c.algorithm,
-                detector_id=t.c.detector_id,
+                algorithm=t.c.get("algorithm"),
+                detector_id=t.c.get("detector_id"),
                 bin=t.c.bin,
                 n=t.c.n,
                 detections=0,
@@ -121,8 +123,8 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedbac
             *shaped(
                 SHAPE,
                 ts=t.c.bucket,
-                algorithm=t.c.algorithm,
-                detector_id=t.c.detector_id,
+                algorithm=t.c.get("algorithm"),
+                detector_id=t.c.get("detector_id"),
                 n=0,
                 detections=0,
                 failed=0,
@@ -156,8 +158,8 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedbac
     ).where(where(dr))
     parts = [
         raw_part(pieces, raw_runs, dr.c.created_at),
-        *rollup_parts(pieces, "detections", runs, SHAPE, keep),
-        *rollup_parts(pieces, "detection_runtime", runtime, SHAPE, keep),
+        *rollup_parts(pieces, "detections", runs, SHAPE, keep, filtered),
+        *rollup_parts(pieces, "detection_runtime", runtime, SHAPE, keep, filtered),
     ]
     if feedback:
         raw_reviews = (
@@ -180,7 +182,7 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedbac
             .where(where(dr))
         )
         parts.append(raw_part(pieces, raw_reviews, dr.c.created_at))
-        parts.extend(rollup_parts(pieces, "feedback", reviews, SHAPE, keep))
+        parts.extend(rollup_parts(pieces, "feedback", reviews, SHAPE, keep, filtered))
     return union_rows(parts)
 
 

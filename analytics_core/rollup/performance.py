@@ -16,6 +16,7 @@ from analytics_core.context import QueryContext
 from analytics_core.queries.common import fill_buckets, numeric, ratio
 from analytics_core.queries.performance import observed_seconds
 from analytics_core.rollup.read import (
+    filtered_dims,
     first_row,
     flag,
     grouped,
@@ -71,6 +72,7 @@ def _rows(
     """The union of tiled rollup rows (summed down to the ``keep`` columns; ``ts`` for a
     trend) and raw tail rows, in :data:`SHAPE`."""
     pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
+    filtered = filtered_dims(ctx)
     threshold = None if p95_ms is None else slow_bin(p95_ms)
 
     def totals(t) -> Select:
@@ -78,15 +80,15 @@ def _rows(
             *shaped(
                 SHAPE,
                 ts=t.c.bucket,
-                endpoint=t.c.endpoint,
-                method=t.c.method,
+                endpoint=t.c.get("endpoint"),
+                method=t.c.get("method"),
                 n=0,
                 requests=t.c.requests,
                 errors=flag(t.c.status_class >= 5, t.c.requests),
                 duration_ms=t.c.duration_ms_sum,
                 slow=0,
             )
-        ).where(ctx.where(None, tenant=t.c.tenant_id, endpoint=t.c.endpoint))
+        ).where(ctx.where(None, tenant=t.c.get("tenant_id"), endpoint=t.c.get("endpoint")))
 
     def latency(t) -> Select:
         slow = 0 if threshold is None else flag(t.c.bin >= threshold, t.c.n)
@@ -94,8 +96,8 @@ def _rows(
             *shaped(
                 SHAPE,
                 ts=t.c.bucket,
-                endpoint=t.c.endpoint,
-                method=t.c.method,
+                endpoint=t.c.get("endpoint"),
+                method=t.c.get("method"),
                 bin=t.c.bin,
                 n=t.c.n,
                 requests=0,
@@ -103,7 +105,7 @@ def _rows(
                 duration_ms=0.0,
                 slow=slow,
             )
-        ).where(ctx.where(None, tenant=t.c.tenant_id, endpoint=t.c.endpoint))
+        ).where(ctx.where(None, tenant=t.c.get("tenant_id"), endpoint=t.c.get("endpoint")))
 
     raw = select(
         *shaped(
@@ -121,8 +123,8 @@ def _rows(
     ).where(ctx.where(None, tenant=ar.c.tenant_id, endpoint=ar.c.endpoint))
     parts = [
         raw_part(pieces, raw, ar.c.ts),
-        *rollup_parts(pieces, "requests", totals, SHAPE, keep),
-        *rollup_parts(pieces, "request_latency", latency, SHAPE, keep),
+        *rollup_parts(pieces, "requests", totals, SHAPE, keep, filtered),
+        *rollup_parts(pieces, "request_latency", latency, SHAPE, keep, filtered),
     ]
     return union_rows(parts)
 

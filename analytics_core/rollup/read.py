@@ -50,9 +50,10 @@ from sqlalchemy import (
 from sqlalchemy import column as sql_column
 from sqlalchemy.types import TypeEngine
 
+from analytics_core.context import QueryContext
 from analytics_core.filters import Filters
 from analytics_core.queries.common import bucket, in_range
-from analytics_core.rollup.schema import rollup_table
+from analytics_core.rollup.schema import smallest_table
 from analytics_core.rollup.sketch import GAMMA, ZERO_BIN
 from analytics_core.rollup.tiles import RAW, TIERS, Piece, spans
 
@@ -129,23 +130,54 @@ def compact(stmt: Select, shape: Shape, keep: Collection[str]) -> Select:
     return select(*columns).group_by(*group)
 
 
+def filtered_dims(ctx: QueryContext) -> set[str]:
+    """The dimension columns that ``ctx.where`` needs on a table: the tenant under a scope
+    or tenant filter, the algorithm or endpoint under their filters."""
+    f, needed = ctx.filters, set()
+    if f.tenants or not ctx.scope.unrestricted:
+        needed.add("tenant_id")
+    if f.algorithms:
+        needed.add("algorithm")
+    if f.endpoints:
+        needed.add("endpoint")
+    return needed
+
+
 def rollup_parts(
     pieces: Sequence[Piece],
     name: str,
     build: Callable[[Table], Select],
     shape: Shape,
     keep: Collection[str],
+    filtered: Collection[str],
 ) -> list[Select]:
     """``build(table)`` for each tier table of rollup ``name`` that the plan reads, each
-    restricted to its pieces and :func:`compact`-ed to the ``keep`` columns."""
+    restricted to its pieces and :func:`compact`-ed to the ``keep`` columns.
+
+    The table of each tier is the smallest projection that has the kept dimensions and
+    the ``filtered`` ones (:func:`filtered_dims`); ``build`` reads its optional columns
+    with ``table.c.get``, which gives None (NULL, or no predicate) for a column the
+    projection summed away."""
     parts = []
+    needed = set(keep) | set(filtered)
     for tier in TIERS:
         intervals = spans(pieces, tier)
         if intervals:
-            table = rollup_table(name, tier)
+            table = smallest_table(name, tier, needed)
             stmt = restrict(build(table), table.c.bucket, intervals)
             parts.append(compact(stmt, shape, keep))
     return parts
+
+
+def clip(pieces: Sequence[Piece], intervals: Sequence[tuple[datetime, datetime]]) -> list[Piece]:
+    """The parts of ``pieces`` inside the disjoint ``intervals``."""
+    out = []
+    for piece in pieces:
+        for lo, hi in intervals:
+            start, end = max(piece.start, lo), min(piece.end, hi)
+            if start < end:
+                out.append(Piece(piece.tier, start, end))
+    return out
 
 
 def raw_part(pieces: Sequence[Piece], stmt: Select, time_column: ColumnElement) -> Select:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
@@ -53,18 +54,23 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     union,
 )
 from sqlalchemy.dialects import postgresql
 
 from analytics_core.rollup.schema import (
-    GRAINS,
+    COUNT_GRAINS,
     STATE_KEY,
+    USER_COUNTS,
     create_rollup_tables,
+    metadata,
     rollup_state,
     rollup_table,
+    tables_of,
 )
 from analytics_core.rollup.sketch import bin_expr
+from analytics_core.rollup.tiles import floor_unit
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
@@ -87,7 +93,7 @@ def bucket_start(grain: str, column: ColumnElement) -> ColumnElement:
 
 
 def _naive_bucket(grain: str, column: ColumnElement) -> ColumnElement:
-    if grain not in GRAINS:
+    if grain not in COUNT_GRAINS:  # hour, day, week, month: an allow-list, inlined below
         raise ValueError(grain)
     utc_wall_time = func.timezone(cast(literal_column("'UTC'"), Text), column)
     return func.date_trunc(literal_column(f"'{grain}'"), utc_wall_time)
@@ -318,20 +324,26 @@ def hour_insert(rollup: Rollup, ranges: Sequence[Range]):
 
 def coarse_insert(rollup: Rollup, grain: str, finer: str, ranges: Sequence[Range]):
     """Rows of ``grain`` as the sums (or distinct rows) of the ``finer`` grain's rows."""
-    source, target = rollup_table(rollup.name, finer), rollup_table(rollup.name, grain)
-    first = rollup.parts[0]
+    return summed_insert(
+        rollup_table(rollup.name, finer), rollup_table(rollup.name, grain), grain, ranges
+    )
+
+
+def summed_insert(source: Table, target: Table, grain: str, ranges: Sequence[Range]):
+    """``target``'s rows at ``grain`` as the sums of ``source``'s measures over the
+    ``source`` rows in ``ranges``, grouped by the ``grain`` bucket and ``target``'s keys
+    (distinct rows where there are no measures): a coarser grain, or a projection."""
     bucket = bucket_start(grain, source.c.bucket)
-    dims = [source.c[name] for name in first.dimensions]
-    sums = [
-        cast(func.sum(source.c[name]), target.c[name].type).label(name) for name in first.measures
-    ]
+    keys = [c.name for c in target.columns if c.primary_key and c.name != "bucket"]
+    measures = [c.name for c in target.columns if not c.primary_key]
+    dims = [source.c[name] for name in keys]
+    sums = [cast(func.sum(source.c[name]), target.c[name].type).label(name) for name in measures]
     query = (
         select(bucket.label("bucket"), *dims, *sums)
         .where(in_ranges(source.c.bucket, ranges))
         .group_by(bucket, *dims)
     )
-    columns = ["bucket", *first.dimensions, *first.measures]
-    return insert(target).from_select(columns, query)
+    return insert(target).from_select(["bucket", *keys, *measures], query)
 
 
 def definition_sql(name: str) -> str:
@@ -471,6 +483,72 @@ def _refresh_rollup(
         months,
         lambda chunk: coarse_insert(rollup, "month", "day", chunk),
     )
+    # Projections: each grain summed from the full table's rows of the same grain (a few
+    # hundred rows per bucket), in the same ranges.
+    for grain, ranges in (("hour", hours), ("day", days), ("month", months)):
+        full = rollup_table(rollup.name, grain)
+        for table in tables_of(rollup.name, grain)[1:]:
+            rows[table.name] = _replace(
+                conn,
+                table,
+                ranges,
+                lambda chunk, t=table, f=full, g=grain: summed_insert(f, t, g, chunk),
+            )
+
+
+def floor_week(moment: datetime) -> datetime:
+    return floor_unit(moment, "week")
+
+
+def _weeks(days: Sequence[Range], limit: datetime) -> list[Range]:
+    return merge_ranges(
+        (
+            floor_week(lo),
+            min(floor_week(hi - timedelta(microseconds=1)) + timedelta(weeks=1), limit),
+        )
+        for lo, hi in days
+    )
+
+
+def count_insert(source: Table, target: Table, grain: str, ranges: Sequence[Range]):
+    """Distinct users per ``grain`` unit (and tenant, where ``target`` has it) from the
+    ``active_users`` set rows of ``source`` in ``ranges``."""
+    bucket = bucket_start(grain, source.c.bucket)
+    keys = [source.c.tenant_id] if "tenant_id" in target.c else []
+    users = (
+        func.count(source.c.user_id)  # (tenant, user) rows of one unit are distinct already
+        if keys and source.name.endswith(f"_{grain}")
+        else func.count(source.c.user_id.distinct())
+    )
+    query = (
+        select(bucket.label("bucket"), *keys, cast(users, BigInteger).label("active_users"))
+        .where(in_ranges(source.c.bucket, ranges))
+        .group_by(bucket, *keys)
+    )
+    return insert(target).from_select(["bucket", *(k.name for k in keys), "active_users"], query)
+
+
+def _refresh_user_counts(
+    conn: Connection, hours: list[Range], new_wm: datetime, rows: dict[str, int]
+) -> None:
+    """The distinct-user counts of every whole unit touching ``hours`` (whose user sets
+    were just rebuilt), from the finest set table that tiles the unit."""
+    days = _widen(hours, "day", floor_day(new_wm))
+    ranges = {
+        "hour": ("hour", hours),
+        "day": ("day", days),
+        "week": ("day", _weeks(days, floor_week(new_wm))),
+        "month": ("month", _widen(days, "month", floor_month(new_wm))),
+    }
+    for (_, grain), table in USER_COUNTS.items():
+        source_grain, spans = ranges[grain]
+        source = rollup_table("active_users", source_grain)
+        rows[table.name] = _replace(
+            conn,
+            table,
+            spans,
+            lambda chunk, s=source, t=table, g=grain: count_insert(s, t, g, chunk),
+        )
 
 
 def _store_state(conn: Connection, wm: datetime | None, now: datetime, late: timedelta) -> None:
@@ -531,7 +609,15 @@ def refresh(
                 # Hours at or after the watermark stay out: readers take them raw.
                 hours = merge_ranges([window, *((lo, min(hi, new_wm)) for lo, hi in extra)])
                 _refresh_rollup(conn, rollup, hours, new_wm, rows)
+                if rollup.name == "active_users":
+                    _refresh_user_counts(conn, hours, new_wm, rows)
                 for lo, hi in hours:
                     recomputed.update(lo + HOUR * i for i in range((hi - lo) // HOUR))
         _store_state(conn, new_wm, now, late_window)
+    if (old_wm is None or full) and engine.dialect.name == "postgresql":
+        # Planner statistics for tables just filled from nothing (autovacuum catches up
+        # with later, incremental runs): without them a year's read is planned as a few rows.
+        with engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                conn.execute(text(f'ANALYZE "{table.name}"'))
     return RefreshResult(old_wm, new_wm, len(recomputed), rows, time.perf_counter() - began)

@@ -131,6 +131,89 @@ TABLES: dict[tuple[str, str], Table] = {
     for grain in GRAINS
 }
 
+# Projections: the same rollup summed over fewer dimensions, per grain, for the queries
+# that need no more (no tenant scope or filter, no endpoint): a year's trend of the whole
+# platform reads a few hundred sketch bins a day instead of one set per tenant and
+# endpoint. Each keeps the named key columns (with ``bucket``) and every measure; its rows
+# are the sums of the full rollup's rows, so any projection answers exactly as the full
+# table would. Named ``rollup_<name>_<label>_<grain>``.
+PROJECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "requests": {"all": ("status_class",), "endpoint": ("endpoint", "method", "status_class")},
+    "request_latency": {"all": ("bin",), "endpoint": ("endpoint", "method", "bin")},
+    "detections": {"all": ("status",), "algorithm": ("algorithm", "status")},
+    "detection_runtime": {"all": ("bin",), "algorithm": ("algorithm", "bin")},
+    "feedback": {"all": (), "algorithm": ("algorithm",)},
+    "sessions": {"all": ()},
+    "new_users": {"all": ()},
+}
+
+
+def _projected(name: str, keys: tuple[str, ...]) -> list[Column]:
+    full = _columns(name)
+    return [c for c in full if c.name == "bucket" or c.name in keys or not c.primary_key]
+
+
+PROJECTION_TABLES: dict[tuple[str, str, str], Table] = {
+    (name, label, grain): Table(f"rollup_{name}_{label}_{grain}", metadata, *_projected(name, keys))
+    for name, labels in PROJECTIONS.items()
+    for label, keys in labels.items()
+    for grain in GRAINS
+}
+
+
+def key_columns(table: Table) -> set[str]:
+    """The dimension columns of a rollup table (its primary key but ``bucket``)."""
+    return {c.name for c in table.primary_key.columns} - {"bucket"}
+
+
+def tables_of(name: str, grain: str) -> list[Table]:
+    """Every table of rollup ``name`` at ``grain``, the full one first, then its
+    projections from the most to the fewest dimensions."""
+    projected = [PROJECTION_TABLES[(name, label, grain)] for label in PROJECTIONS.get(name, {})]
+    return [TABLES[(name, grain)], *sorted(projected, key=lambda t: -len(key_columns(t)))]
+
+
+def smallest_table(name: str, grain: str, needed: set[str]) -> Table:
+    """The table of rollup ``name`` at ``grain`` with the fewest dimensions that still
+    has every column in ``needed`` (the full table has them all)."""
+    for table in reversed(tables_of(name, grain)):
+        if needed & set(_all_keys(name)) <= key_columns(table):
+            return table
+    raise AssertionError("the full table has every dimension")
+
+
+def _all_keys(name: str) -> tuple[str, ...]:
+    return tuple(c.name for c in _columns(name) if c.primary_key and c.name != "bucket")
+
+
+# Exact distinct active users per whole unit (UTC hour, day, ISO week from Monday, month),
+# per tenant and over all tenants: a trend whose buckets are such units (hourly; daily,
+# weekly, monthly in UTC) reads one number per bucket instead of counting the union of
+# its user sets. Filled from the ``active_users`` sets by the same run.
+COUNT_GRAINS: tuple[str, ...] = ("hour", "day", "week", "month")
+USER_COUNTS: dict[tuple[str, str], Table] = {
+    **{
+        ("tenant", grain): Table(
+            f"rollup_active_user_counts_{grain}",
+            metadata,
+            _bucket(),
+            _key("tenant_id"),
+            Column("active_users", BigInteger, nullable=False),
+        )
+        for grain in COUNT_GRAINS
+    },
+    **{
+        ("all", grain): Table(
+            f"rollup_active_user_counts_all_{grain}",
+            metadata,
+            _bucket(),
+            Column("active_users", BigInteger, nullable=False),
+        )
+        for grain in COUNT_GRAINS
+    },
+}
+
+
 rollup_state = Table(
     "rollup_state",
     metadata,

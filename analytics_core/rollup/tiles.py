@@ -45,11 +45,13 @@ class Piece:
 
 
 def floor_unit(t: datetime, tier: str) -> datetime:
-    """Start of the UTC hour, day or month holding ``t``."""
+    """Start of the UTC hour, day, week or month holding ``t``."""
     t = t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if tier == "hour":
         return t
     t = t.replace(hour=0)
+    if tier == "week":  # ISO weeks from Monday, as date_trunc('week')
+        return t - timedelta(days=t.weekday())
     return t if tier == "day" else t.replace(day=1)
 
 
@@ -59,6 +61,8 @@ def next_unit(t: datetime, tier: str) -> datetime:
         return t + timedelta(hours=1)
     if tier == "day":
         return t + timedelta(days=1)
+    if tier == "week":
+        return t + timedelta(weeks=1)
     return t.replace(year=t.year + 1, month=1) if t.month == 12 else t.replace(month=t.month + 1)
 
 

@@ -18,6 +18,7 @@ algorithm and detector, weekly and most daily buckets), which
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from analytics_core import schema
 from analytics_core.config import Costs
@@ -537,3 +538,57 @@ def test_a_later_watermark_than_now_still_reads_only_up_to_now(rolled):
     want = performance.trend(engine, cut)
     assert_frames(got, want, tuple(rollup_performance.QUANTILES))
     assert got["bucket"].max() < pd.Timestamp(now)
+
+
+def _tables_read(engine: Engine, call) -> set[str]:
+    """The rollup tables named in the statements ``call()`` executes."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return set(re.findall(r"\brollup_[a-z_]+_(?:hour|day|month)\b", " ".join(statements)))
+
+
+@pytest.mark.parametrize(
+    ("case", "reads", "never"),
+    [
+        # The whole platform: the per-bucket sketch summed over tenants and endpoints.
+        ("whole-utc-days", "rollup_request_latency_all_day", "rollup_request_latency_day"),
+        # A tenant filter or a scope needs the tenant column: the full tables.
+        ("filters", "rollup_request_latency_day", "rollup_request_latency_all_day"),
+        ("scope", "rollup_request_latency_day", "rollup_request_latency_all_day"),
+    ],
+)
+def test_reads_the_smallest_projection_that_has_the_filtered_columns(rolled, case, reads, never):
+    ctx, engine, wm = _ctx(case), rolled.engine, rolled.watermark
+    tables = _tables_read(engine, lambda: rollup_performance.trend(engine, ctx, wm))
+    assert reads in tables and never not in tables
+    # The endpoint table: per-endpoint sketches without the tenant, unless filtered by it.
+    by_endpoint = _tables_read(engine, lambda: rollup_performance.by_endpoint(engine, ctx, wm))
+    expected = (
+        "rollup_request_latency_endpoint_"
+        if case == "whole-utc-days"
+        else "rollup_request_latency_"
+    )
+    assert {t.rsplit("_", 1)[0] + "_" for t in by_endpoint if "latency" in t} == {expected}
+
+
+@pytest.mark.parametrize(
+    ("case", "counts"),
+    [
+        ("whole-utc-days", "rollup_active_user_counts_all_day"),  # every tenant
+        ("scope", "rollup_active_user_counts_day"),  # one tenant: its own counts
+        ("filters", None),  # two tenants: a user of both is one user, so the sets
+        ("paris-fall-back-days", None),  # Paris days are not UTC days
+    ],
+)
+def test_active_users_of_whole_units_come_from_the_stored_counts(rolled, case, counts):
+    ctx, engine, wm = _ctx(case), rolled.engine, rolled.watermark
+    tables = _tables_read(engine, lambda: rollup_business.trend(engine, ctx, wm, COSTS))
+    assert {t for t in tables if "_counts_" in t} == ({counts} if counts else set())

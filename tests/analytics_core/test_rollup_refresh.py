@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import BigInteger, Double, Engine, Integer, SmallInteger, insert, select
+from sqlalchemy import BigInteger, Double, Engine, Integer, SmallInteger, Table, insert, select
 
 from analytics_core import schema
 from analytics_core.rollup import refresh as refresh_module
 from analytics_core.rollup.refresh import refresh
 from analytics_core.rollup.schema import (
+    COUNT_GRAINS,
     GRAINS,
-    ROLLUPS,
+    PROJECTION_TABLES,
+    PROJECTIONS,
     TABLES,
+    USER_COUNTS,
     rollup_exists,
     rollup_table,
     watermark,
@@ -43,13 +46,17 @@ def _floor(times: pd.Series, grain: str) -> pd.Series:
         return t.dt.floor("h")
     if grain == "day":
         return t.dt.floor("D")
+    if grain == "week":  # ISO weeks from Monday
+        return t.dt.floor("D") - pd.to_timedelta(t.dt.day_of_week, unit="D")
     return t.dt.tz_localize(None).dt.to_period("M").dt.to_timestamp().dt.tz_localize("UTC")
 
 
 def _limit(grain: str, wm: datetime) -> pd.Timestamp:
     """Buckets of ``grain`` that must exist: those that end by the watermark's floor."""
     w = pd.Timestamp(wm)
-    return {"hour": w, "day": w.floor("D"), "month": w.floor("D").replace(day=1)}[grain]
+    day = w.floor("D")
+    week = day - pd.Timedelta(days=day.weekday())
+    return {"hour": w, "day": day, "week": week, "month": day.replace(day=1)}[grain]
 
 
 def _events(frame: pd.DataFrame, time_col: str, grain: str, wm: datetime) -> pd.DataFrame:
@@ -65,6 +72,24 @@ def _grouped(frame: pd.DataFrame, keys: list[str], **aggs) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["bucket", *keys, *aggs])
     return frame.groupby(["bucket", *keys], dropna=False).agg(**aggs).reset_index()
+
+
+def expected_user_counts(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.DataFrame]:
+    """Distinct active users per whole UTC unit, per tenant ("tenant") and overall ("all")."""
+    requests = data.api_requests
+    out = {}
+    for g in COUNT_GRAINS:
+        users = pd.concat(
+            [
+                _events(requests[requests.user_id.notna()], "ts", g, wm),
+                _events(data.user_sessions, "started_at", g, wm),
+            ]
+        )
+        per_tenant = users.groupby(["bucket", "tenant_id"]).user_id.nunique()
+        out[("tenant", g)] = per_tenant.rename("active_users").reset_index()
+        out[("all", g)] = users.groupby("bucket").user_id.nunique().rename("active_users")
+        out[("all", g)] = out[("all", g)].reset_index()
+    return out
 
 
 def expected_tables(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.DataFrame]:
@@ -141,8 +166,7 @@ def expected_tables(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.Dat
 # --- reading the rollup tables back ----------------------------------------------------
 
 
-def _normal(frame: pd.DataFrame, name: str, grain: str) -> pd.DataFrame:
-    table = rollup_table(name, grain)
+def _normal(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
     frame = frame[[c.name for c in table.columns]].copy()
     for col in table.columns:
         if col.name == "bucket":
@@ -157,22 +181,55 @@ def _normal(frame: pd.DataFrame, name: str, grain: str) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True)
 
 
-def read_tables(engine: Engine) -> dict[tuple[str, str], pd.DataFrame]:
+def read_tables(engine: Engine) -> dict[tuple[str, ...], pd.DataFrame]:
+    """Every rollup table: the full ones keyed (name, grain), projections (name, grain, label)."""
+    tables = {
+        **TABLES,
+        **{(n, g, label): t for (n, label, g), t in PROJECTION_TABLES.items()},
+        **{(f"user_counts_{label}", g): t for (label, g), t in USER_COUNTS.items()},
+    }
     out = {}
     with engine.connect() as conn:
-        for (name, grain), table in TABLES.items():
+        for key, table in tables.items():
             result = conn.execute(select(table))
             raw = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-            out[(name, grain)] = _normal(raw, name, grain)
+            out[key] = _normal(raw, table)
     return out
+
+
+def _projected(full: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """A projection's expected rows: the full table's rows summed over the dropped keys."""
+    keys = [c.name for c in table.primary_key.columns]
+    measures = [c.name for c in table.columns if not c.primary_key]
+    # min_count: a sum over only NULLs (e.g. no run with a score) stays NULL, as in SQL.
+    summed = (
+        full.groupby(keys, as_index=False)[measures].sum(min_count=1)
+        if measures
+        else (full[keys].drop_duplicates())
+    )
+    return _normal(summed, table)
 
 
 def assert_rollups_equal(engine: Engine, data: Dataset, wm: datetime) -> None:
     actual = read_tables(engine)
-    for key, frame in expected_tables(data, wm).items():
-        want = _normal(frame, *key)
-        assert len(want) > 0 or key[0] in ("feedback", "new_users"), key  # a real check
-        pd.testing.assert_frame_equal(actual[key], want, rtol=1e-9, obj=f"rollup_{key[0]}_{key[1]}")
+    for (name, grain), frame in expected_tables(data, wm).items():
+        want = _normal(frame, rollup_table(name, grain))
+        assert len(want) > 0 or name in ("feedback", "new_users"), (name, grain)  # a real check
+        pd.testing.assert_frame_equal(
+            actual[(name, grain)], want, rtol=1e-9, obj=f"rollup_{name}_{grain}"
+        )
+        for label in PROJECTIONS.get(name, {}):
+            table = PROJECTION_TABLES[(name, label, grain)]
+            pd.testing.assert_frame_equal(
+                actual[(name, grain, label)], _projected(want, table), rtol=1e-9, obj=table.name
+            )
+
+    for (label, grain), frame in expected_user_counts(data, wm).items():
+        table = USER_COUNTS[(label, grain)]
+        assert len(frame) > 0, table.name
+        pd.testing.assert_frame_equal(
+            actual[(f"user_counts_{label}", grain)], _normal(frame, table), obj=table.name
+        )
 
 
 def assert_unchanged(before, after) -> None:
@@ -285,7 +342,9 @@ def test_first_run_equals_pandas_at_every_grain(writer, base):
     assert watermark(writer) == result.new_watermark and rollup_exists(writer)
     assert_rollups_equal(writer, base, result.new_watermark)
     hour_rows = sum(n for t, n in result.rows_written.items() if t.endswith("_hour"))
-    assert hour_rows == sum(len(read_tables(writer)[(n, "hour")]) for n in ROLLUPS)
+    tables = read_tables(writer)
+    assert hour_rows == sum(len(frame) for key, frame in tables.items() if "hour" in key)
+    assert any(len(key) == 3 and len(frame) for key, frame in tables.items())  # projections
 
 
 def test_rerun_is_idempotent(writer, base):
