@@ -44,6 +44,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
     values,
 )
@@ -53,7 +54,7 @@ from sqlalchemy.types import TypeEngine
 from analytics_core.context import QueryContext
 from analytics_core.filters import Filters
 from analytics_core.queries.common import bucket, in_range
-from analytics_core.rollup.schema import smallest_table
+from analytics_core.rollup.schema import key_columns, smallest_table
 from analytics_core.rollup.sketch import GAMMA, ZERO_BIN
 from analytics_core.rollup.tiles import RAW, TIERS, Piece, spans
 
@@ -165,7 +166,9 @@ def rollup_parts(
         if intervals:
             table = smallest_table(name, tier, needed)
             stmt = restrict(build(table), table.c.bucket, intervals)
-            parts.append(compact(stmt, shape, keep))
+            # Rows keyed by exactly the kept columns are one per group already.
+            unique = "ts" in keep and key_columns(table) <= set(keep)
+            parts.append(stmt if unique else compact(stmt, shape, keep))
     return parts
 
 
@@ -213,20 +216,25 @@ def sketch_totals(
 ) -> Subquery:
     """Per group (``keys`` of ``rows``, see :func:`grouped`): the sums of the ``additive``
     columns, ``sketch_n`` and, per quantile ``name``, the bins ``name__lo`` and ``name__hi``
-    holding ranks ``floor((N-1)q)`` and ``ceil((N-1)q)`` (0-based) of the merged sketch."""
-    key_cols = [rows.c[k] for k in keys]
+    holding ranks ``floor((N-1)q)`` and ``ceil((N-1)q)`` (0-based) of the merged sketch.
+
+    The sums and the sketch are aggregated apart over the same rows (a CTE): per
+    (group, bin) only ``n`` is carried, so a year of daily sketches hashes a narrow row
+    rather than every additive column once per bin."""
+    keyed = select(rows).cte("keyed")
+    key_cols = [keyed.c[k] for k in keys]
+    sums = select(
+        *key_cols, *(sum_as(keyed.c[name], t).label(name) for name, t in additive.items())
+    )
+    sums = (sums.group_by(*key_cols) if key_cols else sums).subquery("sums")
     per_bin = (
-        select(
-            *key_cols,
-            rows.c.bin,
-            sum_as(rows.c.n, BigInteger).label("n"),
-            *(sum_as(rows.c[name], t).label(name) for name, t in additive.items()),
-        )
-        .group_by(*key_cols, rows.c.bin)
+        select(*key_cols, keyed.c.bin, sum_as(keyed.c.n, BigInteger).label("n"))
+        .where(keyed.c.bin.is_not(None))
+        .group_by(*key_cols, keyed.c.bin)
         .subquery("per_bin")
     )
     partition = [per_bin.c[k] for k in keys] or None
-    # Rows before the bin and the bin itself; NULL bins (rows outside the sketch) carry n=0.
+    # Rows before the bin and the bin itself.
     cumulative = func.sum(per_bin.c.n).over(partition_by=partition, order_by=per_bin.c.bin)
     total = func.sum(per_bin.c.n).over(partition_by=partition)
     ranked = select(
@@ -234,16 +242,23 @@ def sketch_totals(
         cast(cumulative, Double).label("cum"),
         cast(total, Double).label("total"),
     ).subquery("ranked")
-    aggregates = [sum_as(ranked.c[name], t).label(name) for name, t in additive.items()]
-    aggregates.append(func.max(ranked.c.total).label("sketch_n"))
+    bins = [func.max(ranked.c.total).label("sketch_n")]
     for name, q in quantiles.items():
         position = (ranked.c.total - 1.0) * q
         for suffix, rank in (("lo", func.floor(position)), ("hi", func.ceil(position))):
             first_bin = func.min(ranked.c.bin).filter(ranked.c.cum > rank)
-            aggregates.append(first_bin.label(f"{name}__{suffix}"))
-    out_keys = [ranked.c[k] for k in keys]
-    stmt = select(*out_keys, *aggregates)
-    return (stmt.group_by(*out_keys) if out_keys else stmt).subquery("totals")
+            bins.append(first_bin.label(f"{name}__{suffix}"))
+    ranked_keys = [ranked.c[k] for k in keys]
+    sketch = select(*ranked_keys, *bins)
+    sketch = (sketch.group_by(*ranked_keys) if ranked_keys else sketch).subquery("sketch")
+    on = and_(true(), *(sums.c[k].is_not_distinct_from(sketch.c[k]) for k in keys))
+    stmt = select(
+        *(sums.c[k] for k in keys),
+        *(sums.c[name] for name in additive),
+        func.coalesce(sketch.c.sketch_n, 0.0).label("sketch_n"),
+        *(sketch.c[c.name] for c in sketch.c if c.name.endswith(("__lo", "__hi"))),
+    ).select_from(sums.outerjoin(sketch, on))
+    return stmt.subquery("totals")
 
 
 def bin_values(bins: pd.Series) -> np.ndarray:

@@ -9,7 +9,8 @@ columns, same dtypes), so a page cannot tell its sources apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -89,6 +90,9 @@ class Sources:
     watermark: datetime | None = None
     # Said once on a page, e.g. that rollups are not built yet and figures come raw.
     note: str | None = None
+    # Whether the areas' queries may run at once, each on its own pooled connection
+    # (PostgreSQL serves each in its own backend; DuckDB runs one statement on all cores).
+    concurrent: bool = False
 
     def areas(self) -> tuple[DetectionSource, PerformanceSource, BusinessSource]:
         return (self.detection, self.performance, self.business)
@@ -117,14 +121,18 @@ class Sources:
         self, ctx: QueryContext, costs: Costs, areas: Sequence[str] = AREAS
     ) -> dict[str, pd.DataFrame]:
         """The given areas' trends up to ``ctx.now``, with their ``partial`` flag."""
-        out: dict[str, pd.DataFrame] = {}
+        calls: dict[str, Callable[[], pd.DataFrame]] = {}
         if "detection" in areas:
-            out["detection_trend"] = self.detection.trend(ctx)
+            calls["detection_trend"] = lambda: self.detection.trend(ctx)
         if "performance" in areas:
-            out["performance_trend"] = self.performance.trend(ctx)
+            calls["performance_trend"] = lambda: self.performance.trend(ctx)
         if "business" in areas:
-            out["business_trend"] = self.business.trend(ctx, costs)
-        return out
+            calls["business_trend"] = lambda: self.business.trend(ctx, costs)
+        if not self.concurrent or len(calls) < 2:
+            return {name: call() for name, call in calls.items()}
+        with ThreadPoolExecutor(len(calls), thread_name_prefix="area-trend") as pool:
+            futures = {name: pool.submit(call) for name, call in calls.items()}
+            return {name: future.result() for name, future in futures.items()}
 
 
 RAW_LABEL = "raw tables"
@@ -223,11 +231,13 @@ def sources_for(engine: Engine) -> Sources:
 
     with database_errors(engine):
         mark = watermark(engine)
+    concurrent = engine.dialect.name == "postgresql"
     if mark is None:
-        return Sources(*raw_sources(engine).areas(), note=NO_ROLLUP_NOTE)
+        return Sources(*raw_sources(engine).areas(), note=NO_ROLLUP_NOTE, concurrent=concurrent)
     return Sources(
         RollupDetection(engine, mark),
         RollupPerformance(engine, mark),
         RollupBusiness(engine, mark),
         watermark=mark,
+        concurrent=concurrent,
     )

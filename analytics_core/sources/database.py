@@ -60,8 +60,13 @@ def make_engine(url: str, read_only: bool = True) -> Engine:
             connect_args["read_only"] = True
     elif backend == "postgresql":
         connect_args["connect_timeout"] = 5
+        # work_mem: a page's aggregates over rollup rows (a year of sketch bins) hash in
+        # memory instead of spilling to disk at the 4 MB default; per sort or hash node of
+        # this connection only, a few of which run at once (QUERY_WORKERS).
+        options = ["-c work_mem=64MB"]
         if read_only:
-            connect_args["options"] = "-c default_transaction_read_only=on"
+            options.append("-c default_transaction_read_only=on")
+        connect_args["options"] = " ".join(options)
     try:
         return create_engine(url, connect_args=connect_args, pool_pre_ping=backend != "duckdb")
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
