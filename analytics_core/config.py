@@ -240,6 +240,10 @@ class AlertRule(_Section):
     def comparison(self) -> str:
         return ">" if self.above is not None else "<"
 
+    def breached(self, value: float) -> bool:
+        """True when ``value`` is past the threshold (above ``above``, below ``below``)."""
+        return value > self.threshold if self.above is not None else value < self.threshold
+
 
 class Costs(_Section):
     """Unit prices for total_cost."""

@@ -282,25 +282,50 @@ def judged(frame, column: str):
 
 
 # Columns of page series and tables that are not KPI keys themselves: trend columns
-# named after their KPI's figure, and per-row figures only the breakdown tables have.
+# named after their KPI's figure, and per-row figures only the breakdown and bottleneck
+# tables have.
 _EXTRA_COLUMNS = (
     KpiDef("share", "Share of requests", "ratio", None, "This row's requests / all requests"),
+    KpiDef("errors", "Server errors", "count", False, "Requests with status >= 500"),
+    KpiDef("slow", "Slow requests", "count", False, "Requests slower than the range's p95"),
+    KpiDef("runs", "Runs", "count", None, "Detection runs, any status"),
+    KpiDef("total_ms", "Total time", "ms", None, "Summed request or execution time"),
+    KpiDef("request_share", "Share of requests", "ratio", None, "Row's requests / all"),
+    KpiDef("slow_share", "Share of slow requests", "ratio", None, "Row's slow requests / all"),
+    KpiDef("error_share", "Share of errors", "ratio", None, "Row's server errors / all"),
+    KpiDef("run_share", "Share of runs", "ratio", None, "Row's runs / all runs"),
+    KpiDef("failure_share", "Share of failed runs", "ratio", None, "Row's failed runs / all"),
+    KpiDef("time_share", "Share of time", "ratio", None, "Row's total time / all"),
 )
 _COLUMN_KPI: dict[str, KpiDef] = {d.key: d for d in _EXTRA_COLUMNS}
 for _key, (_series, _column) in TREND_COLUMN.items():
     _COLUMN_KPI.setdefault(_column, KPIS[_key])  # first wins: avg_ms is "Avg latency"
 
+# The bottleneck tables put each figure's previous-period value beside it as
+# ``<column>_before``: same unit, labelled as the previous period's.
+PREVIOUS_SUFFIX = "_before"
+
+
+def base_column(column: str) -> str:
+    """``column`` without the previous-period suffix (``time_share_before`` -> ``time_share``)."""
+    return column.removesuffix(PREVIOUS_SUFFIX) or column
+
 
 def column_def(column: str) -> KpiDef | None:
     """The KPI definition (label, unit, direction) behind a series or table column;
     None for keys and labels such as ``endpoint`` or ``plan``."""
-    return KPIS.get(column) or _COLUMN_KPI.get(column)
+    found = KPIS.get(column) or _COLUMN_KPI.get(column)
+    if found is None and base_column(column) != column:
+        return column_def(base_column(column))
+    return found
 
 
 def column_label(column: str) -> str:
     """Human header or legend name for a column: the KPI's label, else the words."""
-    found = column_def(column)
+    found = KPIS.get(column) or _COLUMN_KPI.get(column)
     if found is not None:
         return found.label
+    if base_column(column) != column:
+        return f"{column_label(base_column(column))} (previous period)"
     words = column.replace("_", " ")
     return words[:1].upper() + words[1:]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from analytics_core.cache import page_cache
+from analytics_core.cache import KEY_PREFIX, page_cache
 from analytics_core.cli import main
 from analytics_core.config import Redis, load_config
 from analytics_core.filters import make_filters
@@ -44,15 +44,15 @@ def _export(url: str, config: str, capsys) -> dict:
 
 def test_export_goes_through_redis(postgresql_url, redis_url, tmp_path, capsys):
     client = redis.Redis.from_url(redis_url)
-    before = set(client.keys("analytics:page:v1:*"))
+    before = set(client.keys(KEY_PREFIX + "*"))
     first = _export(postgresql_url, _config_file(tmp_path, redis_url), capsys)
-    added = set(client.keys("analytics:page:v1:*")) - before
+    added = set(client.keys(KEY_PREFIX + "*")) - before
     assert len(added) == 1  # the page is stored, under its own key, with a TTL
     [key] = added
     assert 0 < client.ttl(key) <= load_config().data_sources.redis.ttl_seconds
     second = _export(postgresql_url, _config_file(tmp_path, redis_url), capsys)
     if second["generated_at"][:16] == first["generated_at"][:16]:  # same minute: a hit
-        assert set(client.keys("analytics:page:v1:*")) - before == added
+        assert set(client.keys(KEY_PREFIX + "*")) - before == added
     assert second["kpis"] == first["kpis"]
     client.delete(*added)
 

@@ -12,12 +12,12 @@ cards.header(
 if cards.empty_state(page):
     st.stop()
 
-area = st.radio("Area", insights.AREAS, horizontal=True, key="insight_area")
-insights.insight_feed(page.insights, area)
+area = insights.area_choice()
+insights.insight_feed(page.insights, area, page.currency)
 
 with st.expander("Bottlenecks: who contributes to slow requests, errors and run time"):
-    tables.table(page.series["bottleneck_endpoints"])
-    tables.table(page.series["bottleneck_algorithms"])
+    tables.table(page.series["bottleneck_endpoints"], currency=page.currency)
+    tables.table(page.series["bottleneck_algorithms"], currency=page.currency)
 with st.expander("All KPIs in this range"):
     cards.kpi_cards(page)
 downloads.downloads(page)

@@ -16,7 +16,7 @@ left, right = st.columns([2, 1])
 with left:
     charts.trend_chart(trend, ["p50_ms", "p95_ms", "p99_ms"], "Latency percentiles (ms)")
 with right:
-    charts.gauge(page.kpis["availability"], "Availability")
+    charts.gauge("availability", page.kpis["availability"], data.alert_rule("availability"))
 left, right = st.columns(2)
 with left:
     charts.trend_chart(trend, ["requests"], "Requests", "bar")

@@ -10,7 +10,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics_core.kpis import KPIS, column_def, column_label, judged, min_events
+from analytics_core.config import AlertRule
+from analytics_core.kpis import (
+    KPIS,
+    column_def,
+    column_label,
+    format_kpi,
+    is_missing,
+    judged,
+    min_events,
+)
 
 # At the figure's bottom edge (container coordinates), so Plotly makes room for it below
 # the x axis; a paper-relative offset overlaps tick labels once they rotate on a narrow
@@ -220,23 +229,59 @@ def trend_chart(
     st.plotly_chart(figure, width="stretch")
 
 
-def gauge(value: float | None, title: str, low: float = 0.95) -> None:
-    """A gauge for a ratio such as availability (shown only with data)."""
-    if value is None:
-        st.metric(title, "no data")
-        return
-    low = min(low, max(0.0, value - 0.01))  # keep a bad day on the dial
+# The dial's bar: green within the alert threshold, the flagged red of the evidence
+# charts past it.
+GAUGE_OK, GAUGE_ALERT = "#2e7d32", "#dc2626"
+
+
+def gauge_figure(
+    key: str, value: float, rule: AlertRule | None = None, low: float = 0.95
+) -> go.Figure:
+    """A dial for a ratio KPI such as availability, reading like its card: the same
+    number, red past the config's alert ``rule``, whose threshold is drawn on the dial
+    with the alerting side shaded."""
+    # The card's own digits, in percent: d3 rounds halves up where format_kpi does not.
+    number = float(format_kpi(key, value).removesuffix("%"))
+    # Keep a bad day, and the threshold, on the dial.
+    low = max(0.0, min(low, value - 0.01, *([rule.threshold - 0.01] if rule else [])))
+    dial: dict = {
+        "axis": {"range": [low * 100, 100], "ticksuffix": "%"},
+        "bar": {"color": GAUGE_ALERT if rule is not None and rule.breached(value) else GAUGE_OK},
+    }
+    title = KPIS[key].label
+    if rule is not None:
+        limit = rule.threshold * 100
+        side = [low * 100, limit] if rule.below is not None else [limit, 100]
+        dial["steps"] = [{"range": side, "color": "rgba(220,38,38,0.15)"}]
+        dial["threshold"] = {
+            "line": {"color": GAUGE_ALERT, "width": 3},
+            "thickness": 0.9,
+            "value": limit,
+        }
+        word = "below" if rule.below is not None else "above"
+        title += (
+            f"<br><span style='font-size:0.7em'>alert {word} "
+            f"{format_kpi(key, rule.threshold)}</span>"
+        )
     fig = go.Figure(
         go.Indicator(
             mode="gauge+number",
-            value=value * 100,
-            number={"suffix": "%", "valueformat": ".3f"},
+            value=number,
+            number={"suffix": "%", "valueformat": ".2f"},
             title={"text": title},
-            gauge={"axis": {"range": [low * 100, 100]}, "bar": {"color": "#2e7d32"}},
+            gauge=dial,
         )
     )
     fig.update_layout(height=260, margin={"t": 60, "b": 10})
-    st.plotly_chart(fig, width="stretch")
+    return fig
+
+
+def gauge(key: str, value: float | None, rule: AlertRule | None = None) -> None:
+    """A gauge for a ratio KPI such as availability (shown only with data)."""
+    if is_missing(value):
+        st.metric(KPIS[key].label, "no data")
+        return
+    st.plotly_chart(gauge_figure(key, value, rule), width="stretch")  # type: ignore[arg-type]
 
 
 def scatter_figure(

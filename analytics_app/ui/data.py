@@ -14,7 +14,14 @@ from sqlalchemy import Engine
 
 from analytics_core.cache import PageCache, page_cache
 from analytics_core.catalog import Dimensions, check_filters, dimensions
-from analytics_core.config import Config, ConfigError, config_path, database_url, load_config
+from analytics_core.config import (
+    AlertRule,
+    Config,
+    ConfigError,
+    config_path,
+    database_url,
+    load_config,
+)
 from analytics_core.filters import Filters, InputError
 from analytics_core.page_data import PageData, load_page
 from analytics_core.sources.database import SourceUnavailable, make_engine
@@ -28,6 +35,11 @@ def config() -> Config:
         st.error(f"**Configuration error.** {exc}")
         st.stop()
         raise  # unreachable: st.stop raises
+
+
+def alert_rule(kpi: str) -> AlertRule | None:
+    """The config's threshold alert on ``kpi`` (the first, in file order), if any."""
+    return next((rule for rule in config().alerts if rule.kpi == kpi), None)
 
 
 @st.cache_resource(show_spinner=False)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics_app.ui.charts import LEGEND_BELOW, SERIES_COLORS, unit_format
+from analytics_app.ui.charts import LEGEND_BELOW, SERIES_COLORS, time_axis, unit_format
+from analytics_app.ui.tables import table
 from analytics_core.insights import Insight
 from analytics_core.kpis import KPIS
 
@@ -27,6 +29,8 @@ _STATUS_TEXT = {
     "ok": "ok",
 }
 AREAS = ("all", "detection", "performance", "business")
+# The Insights page's area radio; the sidebar keeps its choice in the URL as ``area``.
+AREA_KEY = "insight_area"
 # Stories shown before the "More" fold: enough for the incidents, short enough to scan.
 ABOVE_FOLD = 5
 # Plotly axis formats per KPI unit, matching format_kpi's text.
@@ -40,26 +44,46 @@ _TICKS = {
 }
 
 
-def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> go.Figure:
-    """The story's series against its expected range, in the KPI's label and unit."""
+def _ticks(unit: str | None, currency: str | None) -> dict[str, str]:
+    if unit == "money":
+        return {"tickformat": ",.2f", "ticksuffix": f" {currency}" if currency else ""}
+    return _TICKS.get(unit or "", {})
+
+
+def _hover(name: str, value: str) -> str:
+    """Label, value and the bucket (``customdata[0]``), as the trend charts' hover."""
+    return f"<b>{name}</b>: {value}<br>%{{customdata[0]}}<extra></extra>"
+
+
+def _evidence_chart(
+    evidence: pd.DataFrame, kpi: str | None, kind: str = "", currency: str | None = None
+) -> go.Figure:
+    """The story's series against its expected range, in the KPI's label and unit
+    (money in ``currency``); every trace's hover names it, its value and the bucket."""
     fig = go.Figure()
-    x = evidence["bucket"]
+    # Positions and bucket names as the trend charts have them (offsets across DST).
+    x, when, axis = time_axis(evidence["bucket"])
+    x, when = x.to_numpy(), np.asarray(when, dtype=object)
     known = kpi in KPIS
     label = KPIS[kpi].label if known else kind.capitalize()  # type: ignore[index]
     unit = KPIS[kpi].unit if known else None  # type: ignore[index]
+    value_format, suffix = unit_format(unit, currency, fallback=",.0f")
+    shown = f"%{{y:{value_format}}}{suffix}"
+
+    def data(*columns: object) -> np.ndarray:
+        # customdata rows: the bucket's name first, then any figures the hover adds.
+        return np.column_stack([when, *columns]).astype(object)
+
     if {"lower", "upper"} <= set(evidence.columns) and evidence["upper"].notna().any():
         # Every KPI is a non-negative magnitude: a band below 0 only draws model noise.
         floor = 0.0 if known else None
+        upper = evidence["upper"].clip(lower=floor).to_numpy(dtype=float)
         fig.add_trace(
             go.Scatter(
-                x=x,
-                y=evidence["upper"].clip(lower=floor),
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
+                x=x, y=upper, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"
             )
         )
+        top = f"%{{customdata[1]:{value_format}}}{suffix}"
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -69,6 +93,8 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
                 fill="tonexty",
                 fillcolor="rgba(100,149,237,0.18)",
                 name="expected range",
+                customdata=data(upper),
+                hovertemplate=_hover("Expected range", f"{shown} to {top}"),
             )
         )
     if "baseline" in evidence.columns:
@@ -79,9 +105,10 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
                 mode="lines",
                 name="baseline",
                 line={"dash": "dot", "color": "#6495ed"},
+                customdata=data(),
+                hovertemplate=_hover("Baseline", shown),
             )
         )
-    value_format, suffix = unit_format(unit, currency=None, fallback=",.0f")
     # The series blue: readable on light and dark backgrounds and apart from the red
     # of the flagged points (the theme's first colour is pale red on one, red on the other).
     fig.add_trace(
@@ -91,7 +118,8 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
             mode="lines",
             name=label,
             line={"color": SERIES_COLORS[0]},
-            hovertemplate=f"{label}: %{{y:{value_format}}}{suffix}<br>%{{x}}<extra></extra>",
+            customdata=data(),
+            hovertemplate=_hover(label, shown),
         )
     )
     if "forecast" in evidence.columns:
@@ -102,6 +130,8 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
                 mode="lines",
                 name="forecast",
                 line={"dash": "dash", "color": "#6495ed"},
+                customdata=data(),
+                hovertemplate=_hover("Forecast", shown),
             )
         )
     if "threshold" in evidence.columns:
@@ -112,39 +142,49 @@ def _evidence_chart(evidence: pd.DataFrame, kpi: str | None, kind: str = "") -> 
                 mode="lines",
                 name="threshold",
                 line={"dash": "dash", "color": "#dc2626", "width": 1},
+                customdata=data(),
+                hovertemplate=_hover("Threshold", shown),
             )
         )
     if "unjudged" in evidence.columns and evidence["unjudged"].notna().any():
-        small = evidence[evidence["unjudged"].notna()]
+        small = evidence["unjudged"].notna().to_numpy()
         fig.add_trace(
             go.Scatter(
-                x=small["bucket"],
-                y=small["unjudged"],
+                x=x[small],
+                y=evidence["unjudged"][small],
                 mode="markers",
                 name="too few events to judge",
                 marker={"color": "#9ca3af", "symbol": "circle-open", "size": 8},
-                customdata=small["events"],
-                hovertemplate="%{y}<br>%{x}<br>%{customdata:,} events<extra></extra>",
+                customdata=data(evidence["events"])[small],
+                hovertemplate=_hover(
+                    f"{label} (too few events to judge)", f"{shown}<br>%{{customdata[1]:,}} events"
+                ),
             )
         )
     if "flagged" in evidence.columns and evidence["flagged"].any():
-        hits = evidence[evidence["flagged"].astype(bool)]
+        hits = evidence["flagged"].astype(bool).to_numpy()
         fig.add_trace(
             go.Scatter(
-                x=hits["bucket"],
-                y=hits["value"],
+                x=x[hits],
+                y=evidence["value"][hits],
                 mode="markers",
                 name="flagged",
                 marker={"color": "#dc2626", "size": 8},
+                customdata=data()[hits],
+                hovertemplate=_hover(f"{label} (flagged)", shown),
             )
         )
     fig.update_layout(title=label, height=280, margin={"t": 40, "b": 10}, legend=LEGEND_BELOW)
-    fig.update_yaxes(**_TICKS.get(unit or "", {}))
+    fig.update_xaxes(type="date", **axis)
+    fig.update_yaxes(**_ticks(unit, currency))
     return fig
 
 
-def insight_story(insight: Insight, index: int, compact: bool = False) -> None:
-    """One insight: severity, one sentence, evidence, method, baseline, recommendation."""
+def insight_story(
+    insight: Insight, index: int, compact: bool = False, currency: str | None = None
+) -> None:
+    """One insight: severity, one sentence, evidence, method, baseline, recommendation;
+    money in ``currency``."""
     with st.container(border=True):
         badge = (
             f"**{insight.severity.upper()}** · {_STATUS_TEXT[insight.status]} · "
@@ -158,12 +198,13 @@ def insight_story(insight: Insight, index: int, compact: bool = False) -> None:
         evidence = insight.evidence
         if evidence is not None and "bucket" in evidence.columns and len(evidence):
             st.plotly_chart(
-                _evidence_chart(evidence, insight.kpi, insight.kind),
+                _evidence_chart(evidence, insight.kpi, insight.kind, currency),
                 width="stretch",
                 key=f"insight_chart_{index}",
             )
         elif evidence is not None and len(evidence):
-            st.dataframe(evidence, hide_index=True, width="stretch")
+            # A bottleneck's shares: human headers and the tables' number formats.
+            table(evidence, currency=currency or "USD")
         st.caption(f"Method: {insight.method}. Baseline: {insight.baseline or 'n/a'}.")
 
 
@@ -174,21 +215,42 @@ def fold(stories: Sequence[Insight], limit: int = ABOVE_FOLD) -> tuple[list, lis
     return top, [i for i in stories if not any(i is t for t in top)]
 
 
-def insight_feed(insights: Sequence[Insight], area: str = "all") -> None:
+def area_choice() -> str:
+    """The feed's area radio. Its value survives visits to other pages, where the radio
+    is not drawn (Streamlit would drop it), so the sidebar keeps ``area`` in the URL."""
+    return st.radio("Area", AREAS, horizontal=True, key=AREA_KEY, persist_state="session")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word if n == 1 else word.removesuffix('y') + 'ies'}"
+
+
+def insight_feed(
+    insights: Sequence[Insight], area: str = "all", currency: str | None = None
+) -> None:
     """The ranked feed: a handful of stories, the rest under "More"; quiet checks (ok,
-    no data) folded away."""
+    no data) folded away. Money is shown in ``currency``."""
     shown = [i for i in insights if area == "all" or i.area == area]
     stories = [i for i in shown if i.status in ("firing", "resolved", "learning")]
     quiet = [i for i in shown if i.status not in ("firing", "resolved", "learning")]
-    if not [i for i in stories if i.status != "learning"]:
+    calm = not [i for i in stories if i.status != "learning"]
+    if calm:
         st.success("Nothing unusual found in this range for these filters.")
     top, more = fold(stories)
+    if not top and more and not calm:
+        # Every story is INFO, so all wait under "More": say so rather than leave the
+        # space above the fold blank.
+        st.info(
+            f"No warnings or alerts in this view; {_plural(len(more), 'informational story')} "
+            "below under More.",
+            icon=":material/info:",
+        )
     for n, insight in enumerate(top):
-        insight_story(insight, n)
+        insight_story(insight, n, currency=currency)
     if more:
-        with st.expander(f"More: {len(more)} further {'story' if len(more) == 1 else 'stories'}"):
+        with st.expander(f"More: {_plural(len(more), 'further story')}"):
             for n, insight in enumerate(more, start=len(top)):
-                insight_story(insight, n)
+                insight_story(insight, n, currency=currency)
     if quiet:
         with st.expander(f"{len(quiet)} checks with nothing to report"):
             for i in quiet:

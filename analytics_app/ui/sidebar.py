@@ -15,7 +15,7 @@ from zoneinfo import available_timezones
 
 import streamlit as st
 
-from analytics_app.ui.insights import AREAS
+from analytics_app.ui.insights import AREA_KEY, AREAS
 from analytics_core.catalog import Dimensions
 from analytics_core.config import Config
 from analytics_core.filters import (
@@ -41,8 +41,6 @@ _GRANULARITY_OPTIONS = ("auto", *GRANULARITIES)
 _SEEDED = "_sidebar_seeded_from_url"
 # The last complete custom range: kept while the date picker holds only its first click.
 _LAST_DATES = "_sidebar_last_dates"
-# The Insights page's area radio; its choice is kept in the URL as ``area``.
-AREA_KEY = "insight_area"
 
 
 def _is_zone(name: str) -> bool:
@@ -190,6 +188,7 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
         "algorithm": list(state["algorithm"]),
         "endpoint": list(state["endpoint"]),
         "refresh": "1" if refresh else None,
+        # The Insights page's area (AREA_KEY), kept on every page like the filters above;
         # "all" is the default, so a plain link stays short.
         "area": None if state.get(AREA_KEY) in (None, "all") else state[AREA_KEY],
     }

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from analytics_core.kpis import column_def, column_label
+from analytics_core.kpis import base_column, column_def, column_label
 
 # Headers for key columns whose snake_case name is not a KPI.
 _LABELS = {
@@ -20,8 +20,9 @@ _LABELS = {
     "detector_id": "Detector ID",
     "compute_hours": "Compute hours",
 }
-# Table-only figures that have no KPI definition.
-_FORMATS = {"compute_hours": "%,.2f h"}
+# Table-only figures that have no KPI definition, and totals whose unit's format is too
+# fine: a period's summed time runs to millions of ms, where a decimal is noise.
+_FORMATS = {"compute_hours": "%,.2f h", "total_ms": "%,.0f ms"}
 
 
 def number_format(unit: str, currency: str = "USD") -> str:
@@ -45,10 +46,11 @@ def column_config(
     for column in frame.columns:
         label = _LABELS.get(column, column_label(column))
         found = column_def(column)
+        base = base_column(column)  # a previous-period column reads like its current one
         if column in percent_columns:
             fmt: str | None = "percent"
-        elif column in _FORMATS:
-            fmt = _FORMATS[column]
+        elif base in _FORMATS:
+            fmt = _FORMATS[base]
         elif found is not None:
             fmt = number_format(found.unit, currency)
         else:

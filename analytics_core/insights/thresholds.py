@@ -41,7 +41,7 @@ class Episode:
 
 
 def _breached(rule: AlertRule, value: float) -> bool:
-    return value > rule.threshold if rule.above is not None else value < rule.threshold
+    return rule.breached(value)
 
 
 def _cleared(rule: AlertRule, value: float) -> bool:

@@ -1,5 +1,5 @@
-"""KPI card formatting and colours, and table column formats, through AppTest where
-Streamlit draws them (issue 7, problems 6, 8 and 9)."""
+"""KPI card formatting, colours and layout, and table column formats, through AppTest
+where Streamlit draws them (issue 7)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics_core.kpis import delta_color, format_delta, format_kpi
+from tests.ui.shown import column_config
 
 
 @pytest.mark.parametrize(
@@ -102,8 +103,7 @@ def test_table_headers_are_human_and_formats_match_the_cards():
     at = AppTest.from_function(_table_app).run()
     assert not at.exception, at.exception
     [shown] = at.dataframe
-    config = json.loads(shown.proto.columns)
-    labels = {c: v["label"] for c, v in config.items() if "label" in v}
+    labels, formats = column_config(shown)
     assert labels == {
         "endpoint": "Endpoint",
         "method": "Method",
@@ -113,7 +113,6 @@ def test_table_headers_are_human_and_formats_match_the_cards():
         "p95_ms": "p95 latency",
         "cost": "Total cost",
     }
-    formats = {c: v["type_config"]["format"] for c, v in config.items() if "type_config" in v}
     # Availability and error rate both in %, as on their cards; thousands separators.
     assert formats == {
         "requests": "%,d",
@@ -122,7 +121,8 @@ def test_table_headers_are_human_and_formats_match_the_cards():
         "p95_ms": "%,.1f ms",
         "cost": "%,.2f EUR",
     }
-    assert config["endpoint"].get("pinned") is True  # a wide table keeps its row names
+    # A wide table keeps its row names in view.
+    assert json.loads(shown.proto.columns)["endpoint"].get("pinned") is True
     # Raw values stay in the data (downloads and sorting use them).
     assert shown.value["error_rate"].tolist() == [0.0123, 0.0]
 
@@ -131,16 +131,106 @@ def test_phone_layout_reflows_the_cards_two_per_row():
     # The layout itself is CSS, applied by the browser (the browser suite checks it at
     # 390 px); here: the cards sit in the keyed container the style targets, the style
     # is on the page, and the significance word the phone hides is still in the help.
-    from analytics_app.ui.cards import CARDS_KEY, PHONE_LAYOUT
+    from analytics_app.ui.cards import CARDS_KEY, card_layout
 
     at = AppTest.from_function(_cards_app).run()
     assert not at.exception, at.exception
     [style] = [e for e in at.get("html") if CARDS_KEY in e.proto.body]
-    assert style.proto.body == PHONE_LAYOUT
-    assert "@media (max-width: 640px)" in PHONE_LAYOUT and "calc(50% " in PHONE_LAYOUT
+    assert style.proto.body == card_layout(4)
+    phone = style.proto.body.split("@media (max-width: 640px)")[1]
+    assert "calc(50% - 0.25rem)" in phone and "stMetricDeltaDescription" in phone
     [cards] = [b for b in at.main.children.values() if b.proto.id.endswith(f"-{CARDS_KEY}")]
     assert len(cards.get("metric")) == 3
     assert "Change vs previous period: not significant, p = 0.4" in at.metric[0].proto.help
+
+
+# The cards container's width on common screens with the sidebar open: the viewport
+# less the 300 px sidebar and the main block's 2 x 80 px padding (measured in Chromium).
+def _container(viewport: int) -> int:
+    return viewport - 300 - 160
+
+
+def test_four_card_rows_wrap_to_two_on_a_laptop_with_the_sidebar_open():
+    # At 1200-1366 px four cards of about 173-214 px cut "2.63 req/min", "1,807.…" and
+    # "not significant". The container itself is queried, so the sidebar counts.
+    from analytics_app.ui.cards import CARD_MIN_WIDTH_PX, CARDS_KEY, card_layout, reflow_width
+
+    at = AppTest.from_function(_cards_app).run()  # per_row=4, as on Performance and Detection
+    assert not at.exception, at.exception
+    [style] = [e for e in at.get("html") if CARDS_KEY in e.proto.body]
+    css = style.proto.body
+    assert f".st-key-{CARDS_KEY} {{ container: {CARDS_KEY} / inline-size; }}" in css
+    laptop = css.split(f"@container {CARDS_KEY} (max-width: {reflow_width(4) - 1}px)")[1]
+    laptop = laptop.split("@media")[0]
+    assert "flex-wrap: wrap" in laptop and "width: calc(50% - 8px)" in laptop
+    # Laptops wrap; 1536 px and wider keep four cards a row, as before.
+    for viewport in (1200, 1280, 1366, 1440):
+        assert _container(viewport) < reflow_width(4), viewport
+    for viewport in (1536, 1920):
+        assert _container(viewport) >= reflow_width(4), viewport
+    # Room for the widest value and delta line seen (about 200 px) inside the card's
+    # 15 px padding and 1 px border.
+    assert CARD_MIN_WIDTH_PX - 2 * 16 >= 200
+    # A delta line too long anyway wraps the significance word instead of cutting it,
+    # outside any width query; nothing else applies on a wide screen.
+    wide = css.split("@container")[0]
+    assert 'stMetricDeltaDescription"]) { flex-wrap: wrap; }' in wide
+    assert "stColumn" not in wide
+    # The Overview's three a row fit a 1200 px laptop (236 px cards) and keep their layout.
+    assert reflow_width(3) <= _container(1200)
+    assert "@container" not in card_layout(2)  # two a row is what the reflow makes
+
+
+def _bottleneck_tables_app():
+    import pandas as pd
+
+    from analytics_app.ui.tables import table
+
+    # As the Insights page's "Bottlenecks" expander gets them (bottleneck_tables).
+    table(
+        pd.DataFrame(
+            {
+                "algorithm": ["iforest", "lof"],
+                "runs": [3641, 15705],
+                "failed": [12, 3],
+                "total_ms": [5813592.803, 1234.5],
+                "run_share": [0.1882, 0.8118],
+                "time_share": [0.2771, 0.7229],
+                "runs_before": [3500.0, None],  # an algorithm new this period
+                "time_share_before": [0.25, None],
+            }
+        ),
+        currency="EUR",
+    )
+
+
+def test_bottleneck_table_has_human_headers_and_per_column_formats():
+    at = AppTest.from_function(_bottleneck_tables_app).run()
+    assert not at.exception, at.exception
+    [shown] = at.dataframe
+    labels, formats = column_config(shown)
+    assert labels == {
+        "algorithm": "Algorithm",
+        "runs": "Runs",
+        "failed": "Failed detections",
+        "total_ms": "Total time",
+        "run_share": "Share of runs",
+        "time_share": "Share of time",
+        "runs_before": "Runs (previous period)",
+        "time_share_before": "Share of time (previous period)",
+    }
+    assert formats == {
+        "runs": "%,d",  # 3,641 beside 15,705, not 3641
+        "failed": "%,d",
+        "total_ms": "%,.0f ms",  # 5,813,593 ms, not 5813592.803
+        "run_share": "percent",  # 27.71%, not 0.2771
+        "time_share": "percent",
+        "runs_before": "%,d",
+        "time_share_before": "percent",
+    }
+    # Raw values stay in the data: downloads and sorting use them.
+    assert shown.value["time_share"].tolist() == [0.2771, 0.7229]
+    assert shown.value["total_ms"].tolist() == [5813592.803, 1234.5]
 
 
 def _unchanged_but_tested_app():

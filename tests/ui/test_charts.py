@@ -184,3 +184,61 @@ def test_partial_lines_are_labelled_once_and_kept_out_of_the_legend():
     dashed = [t for t in fig.data if t.line.dash == "dash"]
     assert len(dashed) == 3 and not any(t.showlegend for t in dashed)
     assert [list(t.text).count("partial") for t in dashed] == [1, 0, 0]
+
+
+def _availability_rule():
+    from analytics_core.config import DEFAULT_CONFIG_PATH, load_config
+
+    # The packaged config: availability alerts below 97%.
+    [rule] = [r for r in load_config(DEFAULT_CONFIG_PATH).alerts if r.kpi == "availability"]
+    assert rule.below == 0.97
+    return rule
+
+
+def test_gauge_turns_red_below_the_alert_threshold_and_draws_it():
+    # 95.05% against a 97% threshold was drawn green, with no threshold on the dial.
+    from analytics_app.ui.charts import GAUGE_ALERT, GAUGE_OK, gauge_figure
+
+    rule = _availability_rule()
+    [low] = gauge_figure("availability", 0.9505, rule).data
+    assert low.gauge.bar.color == GAUGE_ALERT
+    assert low.gauge.threshold.value == 97.0
+    # The alerting side of the dial is shaded, from its bottom up to the threshold.
+    [zone] = low.gauge.steps
+    assert zone.range == (low.gauge.axis.range[0], 97.0) and low.gauge.axis.range[0] < 95.05
+    assert "alert below 97.00%" in low.title.text
+    [fine] = gauge_figure("availability", 0.9912, rule).data
+    assert fine.gauge.bar.color == GAUGE_OK
+    assert fine.gauge.axis.range[0] < 97.0  # the threshold stays on the dial
+    # Without a rule: no threshold, no zone, never red.
+    [plain] = gauge_figure("availability", 0.5, None).data
+    assert plain.gauge.bar.color == GAUGE_OK and plain.gauge.threshold.value is None
+
+
+@pytest.mark.parametrize("value", [0.950549, 0.95125, 0.9912, 1.0])
+def test_gauge_number_reads_like_the_card(value):
+    # The gauge showed "95.055%" where the card showed "95.05%"; 0.95125 is a half that
+    # d3 rounds up and the card down.
+    from analytics_app.ui.charts import gauge_figure
+    from analytics_core.kpis import format_kpi
+
+    [dial] = gauge_figure("availability", value, _availability_rule()).data
+    assert dial.number.valueformat == ".2f" and dial.number.suffix == "%"
+    assert f"{dial.value:.2f}{dial.number.suffix}" == format_kpi("availability", value)
+
+
+def test_performance_gauge_takes_its_threshold_from_the_config(duckdb_url, monkeypatch):
+    import json
+
+    from tests.ui.test_pages import PAGES, custom, shown_kpis
+
+    at = custom(duckdb_url, monkeypatch).run()
+    at.switch_page(PAGES["performance"]).run()
+    assert not at.exception, at.exception
+    [dial] = [
+        json.loads(c.proto.spec)["data"][0]
+        for c in at.get("plotly_chart")
+        if '"indicator"' in c.proto.spec
+    ]
+    assert dial["gauge"]["threshold"]["value"] == _availability_rule().threshold * 100
+    assert f"{dial['value']:.2f}%" == shown_kpis(at)["Availability"]

@@ -1,6 +1,6 @@
 """Hidden context (issue 7): the caption names every active filter, the Insights area
-lives in the URL, unknown page paths and long bad URL values are reported readably, and
-the custom date picker keeps the page between its two clicks."""
+lives in the URL on every page, unknown page paths and long bad URL values are reported
+readably, and the custom date picker keeps the page between its two clicks."""
 
 from __future__ import annotations
 
@@ -52,6 +52,22 @@ def test_insights_area_is_read_from_and_written_to_the_url(duckdb_url, monkeypat
     # "all" is the default and leaves the URL.
     at.radio(key="insight_area").set_value("all").run()
     assert "area" not in at.query_params
+
+
+def test_insights_area_survives_a_visit_to_another_page(duckdb_url, monkeypatch):
+    # Overview -> Insights showed "all" again, and the URL lost `area`: the radio is drawn
+    # on the Insights page only, and Streamlit dropped its value on the other pages.
+    at = custom(duckdb_url, monkeypatch).run()
+    at.switch_page(PAGES["insights"]).run()
+    at.radio(key="insight_area").set_value("detection").run()
+    at.switch_page(PAGES["overview"]).run()
+    assert not at.exception, at.exception
+    for _ in range(2):  # and on later reruns there (a filter change, an auto-refresh)
+        assert at.query_params.get("area") in ("detection", ["detection"])
+        at.run()
+    at.switch_page(PAGES["insights"]).run()
+    assert at.radio(key="insight_area").value == "detection"
+    assert at.query_params.get("area") in ("detection", ["detection"])
 
 
 def test_bad_area_is_named_like_other_bad_values(duckdb_url, monkeypatch):

@@ -94,6 +94,9 @@ def bottleneck_insights(tables: dict[str, pd.DataFrame]) -> list[Insight]:
             f"{top[key]} accounts for {top[share]:.0%} {what}{was} while carrying "
             f"{top[traffic]:.0%} {traffic_what}"
         )
+        # Column names as in the bottleneck tables: the UI labels them, exports stay
+        # machine-readable.
+        evidence = tables[table_name][[key, traffic, share, f"{share}_before"]]
         out.append(
             Insight(
                 kind="bottleneck",
@@ -112,9 +115,7 @@ def bottleneck_insights(tables: dict[str, pd.DataFrame]) -> list[Insight]:
                     "share_before": None if is_missing(before) else float(before),
                     "traffic_share": float(top[traffic]),
                 },
-                evidence=tables[table_name][[key, traffic, share, f"{share}_before"]]
-                .rename(columns={f"{share}_before": f"{share} (previous period)"})
-                .reset_index(drop=True),
+                evidence=evidence.reset_index(drop=True),
             )
         )
     return out
