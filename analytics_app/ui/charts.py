@@ -207,6 +207,8 @@ def trend_figure(
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     fig.update_xaxes(type="date", **ticks)
+    # Trends are of non-negative magnitudes: autorange padding must not show −404 ms.
+    fig.update_yaxes(rangemode="nonnegative")
     if len(units) == 1:  # one unit on the axis: say it there too
         [(value_format, suffix)] = units
         if value_format == ".2%":

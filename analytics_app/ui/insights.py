@@ -175,6 +175,8 @@ def _evidence_chart(
             )
         )
     fig.update_layout(title=label, height=280, margin={"t": 40, "b": 10}, legend=LEGEND_BELOW)
+    if known:  # a KPI is a non-negative magnitude: no axis padding below 0 (−3.2% read wrong)
+        fig.update_yaxes(rangemode="nonnegative")
     fig.update_xaxes(type="date", **axis)
     fig.update_yaxes(**_ticks(unit, currency))
     return fig

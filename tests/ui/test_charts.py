@@ -105,6 +105,8 @@ def test_dst_repeated_hour_gets_its_own_position_and_offset():
 def test_rate_axis_is_percent_without_being_told():
     fig = trend_figure(_frame(), ["error_rate"], "Error rate")
     assert fig.layout.yaxis.tickformat == ".1%"
+    # A rate is never negative, so neither is its axis (a review saw −3.2%).
+    assert fig.layout.yaxis.rangemode == "nonnegative"
 
 
 def test_latency_legend_hover_and_axis_use_labels_and_units():

@@ -40,6 +40,8 @@ def test_latency_chart_band_stops_at_zero_and_axis_is_ms():
     assert (lower == 0.0).all() and (upper == 1800.0).all()
     assert fig.layout.title.text == KPIS["p95_ms"].label == "p95 latency"
     assert fig.layout.yaxis.ticksuffix == " ms"
+    # Nor does the axis pad below zero (a review saw −404 ms on a latency axis).
+    assert fig.layout.yaxis.rangemode == "nonnegative"
 
 
 def test_rate_chart_has_a_percent_axis_and_the_label():
