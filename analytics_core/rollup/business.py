@@ -42,6 +42,7 @@ from analytics_core.rollup.read import (
     shaped,
     sum_as,
     union_rows,
+    with_weeks,
 )
 from analytics_core.rollup.refresh import merge_ranges
 from analytics_core.rollup.tiles import bucket_boundaries, plan
@@ -81,6 +82,8 @@ def _rows(
     pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
     if within is not None:
         pieces = clip(pieces, within)
+    if users and "ts" not in keep:
+        pieces = with_weeks(pieces, watermark)
     filtered = filtered_dims(ctx)
 
     def part(t, **values) -> Select:

@@ -56,7 +56,7 @@ from analytics_core.filters import Filters
 from analytics_core.queries.common import bucket, in_range
 from analytics_core.rollup.schema import key_columns, smallest_table
 from analytics_core.rollup.sketch import GAMMA, ZERO_BIN
-from analytics_core.rollup.tiles import RAW, TIERS, Piece, spans
+from analytics_core.rollup.tiles import RAW, Piece, floor_unit, next_unit, spans
 
 # A reader's row shape: column name -> type (every part of the union is cast to it).
 Shape = Mapping[str, TypeEngine]
@@ -161,7 +161,7 @@ def rollup_parts(
     projection summed away."""
     parts = []
     needed = set(keep) | set(filtered)
-    for tier in TIERS:
+    for tier in dict.fromkeys(p.tier for p in pieces if p.tier != RAW):
         intervals = spans(pieces, tier)
         if intervals:
             table = smallest_table(name, tier, needed)
@@ -180,6 +180,27 @@ def clip(pieces: Sequence[Piece], intervals: Sequence[tuple[datetime, datetime]]
             start, end = max(piece.start, lo), min(piece.end, hi)
             if start < end:
                 out.append(Piece(piece.tier, start, end))
+    return out
+
+
+def with_weeks(pieces: Sequence[Piece], watermark: datetime | None) -> list[Piece]:
+    """``pieces`` with the whole ISO weeks inside their day pieces read as week pieces
+    (weeks closed before the watermark's week): for figures over a whole range only, as a
+    week may span two output buckets."""
+    if watermark is None:
+        return list(pieces)
+    limit = floor_unit(watermark, "week")
+    out: list[Piece] = []
+    for piece in pieces:
+        first = floor_unit(piece.start, "week")
+        first = first if first == piece.start else next_unit(first, "week")
+        last = floor_unit(min(piece.end, limit), "week")
+        if piece.tier != "day" or first >= last:
+            out.append(piece)
+            continue
+        out += [Piece("day", piece.start, first)] if piece.start < first else []
+        out.append(Piece("week", first, last))
+        out += [Piece("day", last, piece.end)] if last < piece.end else []
     return out
 
 

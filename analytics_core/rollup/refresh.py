@@ -534,10 +534,18 @@ def _refresh_user_counts(
     """The distinct-user counts of every whole unit touching ``hours`` (whose user sets
     were just rebuilt), from the finest set table that tiles the unit."""
     days = _widen(hours, "day", floor_day(new_wm))
+    weeks = _weeks(days, floor_week(new_wm))
+    week_sets = rollup_table("active_users", "week")
+    rows[week_sets.name] = _replace(
+        conn,
+        week_sets,
+        weeks,
+        lambda chunk: summed_insert(rollup_table("active_users", "day"), week_sets, "week", chunk),
+    )
     ranges = {
         "hour": ("hour", hours),
         "day": ("day", days),
-        "week": ("day", _weeks(days, floor_week(new_wm))),
+        "week": ("week", weeks),
         "month": ("month", _widen(days, "month", floor_month(new_wm))),
     }
     for (_, grain), table in USER_COUNTS.items():

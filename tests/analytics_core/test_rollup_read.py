@@ -552,7 +552,7 @@ def _tables_read(engine: Engine, call) -> set[str]:
         call()
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    return set(re.findall(r"\brollup_[a-z_]+_(?:hour|day|month)\b", " ".join(statements)))
+    return set(re.findall(r"\brollup_[a-z_]+_(?:hour|day|week|month)\b", " ".join(statements)))
 
 
 @pytest.mark.parametrize(
@@ -592,3 +592,16 @@ def test_active_users_of_whole_units_come_from_the_stored_counts(rolled, case, c
     ctx, engine, wm = _ctx(case), rolled.engine, rolled.watermark
     tables = _tables_read(engine, lambda: rollup_business.trend(engine, ctx, wm, COSTS))
     assert {t for t in tables if "_counts_" in t} == ({counts} if counts else set())
+
+
+def test_distinct_users_of_a_range_read_whole_weeks_from_the_week_sets(rolled):
+    """2026-10-15 .. 11-12 (watermark 11-06 13:00): the ISO weeks from 10-19 to 11-02 come
+    from the weekly user sets, the days around them from the daily ones; the figure is the
+    raw one (compared in test_business_equals_raw for the same case)."""
+    ctx, engine, wm = _ctx("scope"), rolled.engine, rolled.watermark
+    tables = _tables_read(engine, lambda: rollup_business.kpis(engine, ctx, wm, COSTS))
+    assert {"rollup_active_users_week", "rollup_active_users_day"} <= tables
+    assert (
+        rollup_business.kpis(engine, ctx, wm, COSTS)["active_users"]
+        == (business.kpis(engine, ctx, COSTS)["active_users"])
+    )

@@ -74,17 +74,27 @@ def _grouped(frame: pd.DataFrame, keys: list[str], **aggs) -> pd.DataFrame:
     return frame.groupby(["bucket", *keys], dropna=False).agg(**aggs).reset_index()
 
 
+def _user_events(data: Dataset, grain: str, wm: datetime) -> pd.DataFrame:
+    """Who was active (a request with a user, or a session) in which bucket."""
+    requests = data.api_requests
+    return pd.concat(
+        [
+            _events(requests[requests.user_id.notna()], "ts", grain, wm),
+            _events(data.user_sessions, "started_at", grain, wm),
+        ]
+    )
+
+
+def _user_sets(data: Dataset, grain: str, wm: datetime) -> pd.DataFrame:
+    users = _user_events(data, grain, wm)[["bucket", "tenant_id", "user_id"]]
+    return users.drop_duplicates().reset_index(drop=True)
+
+
 def expected_user_counts(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.DataFrame]:
     """Distinct active users per whole UTC unit, per tenant ("tenant") and overall ("all")."""
-    requests = data.api_requests
     out = {}
     for g in COUNT_GRAINS:
-        users = pd.concat(
-            [
-                _events(requests[requests.user_id.notna()], "ts", g, wm),
-                _events(data.user_sessions, "started_at", g, wm),
-            ]
-        )
+        users = _user_events(data, g, wm)
         per_tenant = users.groupby(["bucket", "tenant_id"]).user_id.nunique()
         out[("tenant", g)] = per_tenant.rename("active_users").reset_index()
         out[("all", g)] = users.groupby("bucket").user_id.nunique().rename("active_users")
@@ -141,15 +151,7 @@ def expected_tables(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.Dat
             confirmed_sum=("confirmed", "sum"),
             false_positives_sum=("false_positives", "sum"),
         )
-        users = pd.concat(
-            [
-                _events(requests[requests.user_id.notna()], "ts", g, wm),
-                _events(data.user_sessions, "started_at", g, wm),
-            ]
-        )
-        out[("active_users", g)] = (
-            users[["bucket", "tenant_id", "user_id"]].drop_duplicates().reset_index(drop=True)
-        )
+        out[("active_users", g)] = _user_sets(data, g, wm)
         out[("new_users", g)] = _grouped(
             _events(data.users, "created_at", g, wm), ["tenant_id"], new_users=("user_id", "count")
         )
@@ -160,6 +162,7 @@ def expected_tables(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.Dat
             ended_sessions=("ended_at", "count"),
             ended_seconds_sum=("seconds", "sum"),
         )
+    out[("active_users", "week")] = _user_sets(data, "week", wm)  # the user sets only
     return out
 
 
