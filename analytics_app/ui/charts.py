@@ -99,6 +99,10 @@ def time_axis(buckets: pd.Series) -> tuple[pd.Series, list[str], dict]:
     return x, hover, ticks
 
 
+# A too-small bucket more than this many times the highest judged value is drawn off scale.
+OFF_SCALE = 1.5
+
+
 def trend_figure(
     frame: pd.DataFrame,
     columns: Sequence[str],
@@ -120,6 +124,8 @@ def trend_figure(
     )
     note = np.where(partial, " (partial)", "")
     units = set()
+    judged_top = 0.0  # the highest value of a bucket with enough events, over the series
+    small: list[tuple] = []  # series values of buckets with too few events, drawn last
     for n, column in enumerate(columns):
         label = column_label(column)
         value_format, suffix = _value_format(column, percent, currency)
@@ -160,19 +166,9 @@ def trend_figure(
         )  # fmt: skip
         raw = frame[column].astype(float).reset_index(drop=True)
         few = raw.notna() & values.isna()
+        judged_top = np.nanmax([judged_top, values.max(skipna=True)])
         if need and few.any():
-            # Too few events to draw as a line, too telling to hide (a small tenant's
-            # burst): faded open markers, the count beside the value on hover.
-            fig.add_trace(
-                go.Scatter(
-                    y=raw.where(few),
-                    mode="markers",
-                    name=f"{label} (under {need[1]} {need[0]})",
-                    marker={"color": color, "symbol": "circle-open", "size": 7},
-                    opacity=0.5,
-                    **common,
-                )
-            )
+            small.append((raw.where(few), label, need, color, common, value_format))
         if partial.any():
             # Dashed from the last complete point into each partial one, so the line
             # does not break but the unfinished bucket does not read as a real drop.
@@ -195,6 +191,34 @@ def trend_figure(
                     **common,
                 )
             )
+    # Too few events to draw as a line, too telling to hide (a small tenant's burst):
+    # faded open markers, the count beside the value on hover. One such bucket must not
+    # set the scale (p99 30 s over 94 requests flattened a real 5 s incident): values
+    # far above every judged one sit at the top edge as triangles, hover telling the value.
+    cap = judged_top * OFF_SCALE if judged_top > 0 else np.inf
+    for few_values, label, need, color, common, value_format in small:
+        above = (few_values > cap).to_numpy()
+        real = few_values.to_numpy()
+        custom = np.column_stack([common["customdata"], real])
+        hover = common["hovertemplate"].replace(
+            f"%{{y:{value_format}}}", f"%{{customdata[3]:{value_format}}}"
+        )
+        fig.add_trace(
+            go.Scatter(
+                y=np.where(above, cap, real),
+                mode="markers",
+                name=f"{label} (under {need[1]} {need[0]})",
+                marker={
+                    "color": color,
+                    "symbol": np.where(above, "triangle-up-open", "circle-open").tolist(),
+                    "size": 7,
+                },
+                opacity=0.5,
+                **{**common, "customdata": custom, "hovertemplate": hover},
+            )
+        )
+    if np.isfinite(cap) and any((v > cap).any() for v, *_ in small):
+        fig.update_yaxes(range=[0, cap * 1.05])
     fig.update_layout(
         title=title,
         barmode="group",  # grouped, not stacked: series such as detections and failed overlap

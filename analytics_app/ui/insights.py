@@ -98,15 +98,17 @@ def _evidence_chart(
             )
         )
     if "baseline" in evidence.columns:
+        # A trend story's line is the fitted trend, not what the value was expected to be.
+        line_name = "Trend (Theil-Sen fit)" if kind == "trend" else "Baseline"
         fig.add_trace(
             go.Scatter(
                 x=x,
                 y=evidence["baseline"],
                 mode="lines",
-                name="baseline",
+                name=line_name.lower() if kind != "trend" else line_name,
                 line={"dash": "dot", "color": "#6495ed"},
                 customdata=data(),
-                hovertemplate=_hover("Baseline", shown),
+                hovertemplate=_hover(line_name, shown),
             )
         )
     # The series blue: readable on light and dark backgrounds and apart from the red

@@ -164,6 +164,29 @@ def test_small_bucket_values_stay_visible_as_faded_markers():
     assert [int(c[1]) for c in few.customdata] == [8, 15, 12, 20]
 
 
+def test_one_small_bucket_does_not_set_the_scale():
+    # A review: p99 30,040 ms over 94 requests stretched the axis to 32.5k ms and
+    # flattened the real incident (5.5 s). It now sits at the top edge as a triangle.
+    frame = pd.DataFrame(
+        {
+            "bucket": pd.date_range("2026-12-01 00:00", periods=4, freq="h", tz="UTC"),
+            "requests": [500, 94, 600, 550],
+            "p99_ms": [900.0, 30040.0, 5500.0, 1000.0],
+            "partial": [False] * 4,
+        }
+    )
+    fig = trend_figure(frame, ["p99_ms"], "Latency")
+    line, few = fig.data
+    assert list(np.asarray(line.y, dtype=float)[[0, 2, 3]]) == [900.0, 5500.0, 1000.0]
+    cap = 5500.0 * 1.5
+    assert float(few.y[1]) == cap and few.marker.symbol[1] == "triangle-up-open"
+    assert float(few.customdata[1][3]) == 30040.0 and "customdata[3]" in few.hovertemplate
+    assert tuple(fig.layout.yaxis.range) == (0, cap * 1.05)
+    # Small buckets within the judged scale stay where they are, and set no range.
+    within = trend_figure(frame.assign(p99_ms=[900.0, 6000.0, 5500.0, 1000.0]), ["p99_ms"], "L")
+    assert float(within.data[1].y[1]) == 6000.0 and within.layout.yaxis.range is None
+
+
 def test_scatter_reads_in_labels_and_units():
     from analytics_app.ui.charts import scatter_figure
 

@@ -277,3 +277,11 @@ def test_no_summary_line_when_a_warning_is_above_the_fold():
     at = AppTest.from_function(_feed_app).run()
     assert not at.exception
     assert not [i for i in at.info if "No warnings" in i.value]
+
+
+def test_a_trend_story_names_its_line_the_trend_not_a_baseline():
+    # A review: "Request volume per day is rising" drew its Theil-Sen fit as "baseline".
+    ev = _evidence(400.0, 100.0, [380.0, 420.0, 450.0]).assign(baseline=[390.0, 410.0, 430.0])
+    names = [t.name for t in _evidence_chart(ev, "requests", "trend").data]
+    assert "Trend (Theil-Sen fit)" in names and "baseline" not in names
+    assert "baseline" in [t.name for t in _evidence_chart(ev, "requests", "anomaly").data]
