@@ -99,16 +99,18 @@ def _evidence_chart(
         )
     if "baseline" in evidence.columns:
         # A trend story's line is the fitted trend, not what the value was expected to be.
-        line_name = "Trend (Theil-Sen fit)" if kind == "trend" else "Baseline"
+        legend, hover = (
+            ("Trend (Theil-Sen fit)",) * 2 if kind == "trend" else ("baseline", "Baseline")
+        )
         fig.add_trace(
             go.Scatter(
                 x=x,
                 y=evidence["baseline"],
                 mode="lines",
-                name=line_name.lower() if kind != "trend" else line_name,
+                name=legend,
                 line={"dash": "dot", "color": "#6495ed"},
                 customdata=data(),
-                hovertemplate=_hover(line_name, shown),
+                hovertemplate=_hover(hover, shown),
             )
         )
     # The series blue: readable on light and dark backgrounds and apart from the red

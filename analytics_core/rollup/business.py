@@ -45,8 +45,8 @@ from analytics_core.rollup.read import (
     with_weeks,
 )
 from analytics_core.rollup.refresh import merge_ranges
-from analytics_core.rollup.tiles import bucket_boundaries, plan
-from analytics_core.rollup.user_counts import counts_table, floor_count_unit, is_unit
+from analytics_core.rollup.tiles import bucket_boundaries, floor_unit, plan
+from analytics_core.rollup.user_counts import counts_table, is_unit
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.schema import tenants as tn
@@ -188,7 +188,8 @@ def _counted_users(
     edges = [lo, *bucket_boundaries(f, lo, hi), hi] if hi > lo else []
     buckets = list(zip(edges, edges[1:], strict=False))
     table = counts_table(ctx, f.granularity)
-    limit = floor_count_unit(watermark, f.granularity) if watermark else None
+    # Units ending by the watermark's unit have stored counts.
+    limit = floor_unit(watermark, f.granularity) if watermark else None
     counted = [
         (a, b)
         for a, b in buckets
@@ -245,7 +246,7 @@ def trend(
     stmt = select(sums.c.bucket, *(sums.c[c] for c in columns)).order_by(sums.c.bucket)
     frame = read_frame(engine, stmt)
     counted, rest = _counted_users(engine, ctx, watermark)
-    users = [counted] if not counted.empty else []
+    users = [counted]
     if rest:
         users.append(read_frame(engine, _distinct_users(ctx, watermark, ["bucket"], rest)))
     users = [u for u in users if not u.empty]

@@ -70,7 +70,7 @@ from analytics_core.rollup.schema import (
     tables_of,
 )
 from analytics_core.rollup.sketch import bin_expr
-from analytics_core.rollup.tiles import floor_unit
+from analytics_core.rollup.tiles import floor_unit, next_unit
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
@@ -380,14 +380,6 @@ def floor_month(moment: datetime) -> datetime:
     return floor_day(moment).replace(day=1)
 
 
-def _next_month(month: datetime) -> datetime:
-    return (
-        month.replace(year=month.year + 1, month=1)
-        if month.month == 12
-        else month.replace(month=month.month + 1)
-    )
-
-
 def merge_ranges(ranges: Iterable[Range]) -> list[Range]:
     """Sorted, overlapping or touching ranges joined."""
     merged: list[Range] = []
@@ -403,12 +395,8 @@ def _widen(ranges: Sequence[Range], grain: str, limit: datetime) -> list[Range]:
     """The whole ``grain`` buckets touching ``ranges``, keeping only those ending by ``limit``."""
     out = []
     for lo, hi in ranges:
-        last = hi - timedelta(microseconds=1)
-        if grain == "day":
-            start, end = floor_day(lo), floor_day(last) + timedelta(days=1)
-        else:
-            start, end = floor_month(lo), _next_month(floor_month(last))
-        out.append((start, min(end, limit)))
+        last = floor_unit(hi - timedelta(microseconds=1), grain)
+        out.append((floor_unit(lo, grain), min(next_unit(last, grain), limit)))
     return merge_ranges(out)
 
 
@@ -496,20 +484,6 @@ def _refresh_rollup(
             )
 
 
-def floor_week(moment: datetime) -> datetime:
-    return floor_unit(moment, "week")
-
-
-def _weeks(days: Sequence[Range], limit: datetime) -> list[Range]:
-    return merge_ranges(
-        (
-            floor_week(lo),
-            min(floor_week(hi - timedelta(microseconds=1)) + timedelta(weeks=1), limit),
-        )
-        for lo, hi in days
-    )
-
-
 def count_insert(source: Table, target: Table, grain: str, ranges: Sequence[Range]):
     """Distinct users per ``grain`` unit (and tenant, where ``target`` has it) from the
     ``active_users`` set rows of ``source`` in ``ranges``."""
@@ -534,7 +508,7 @@ def _refresh_user_counts(
     """The distinct-user counts of every whole unit touching ``hours`` (whose user sets
     were just rebuilt), from the finest set table that tiles the unit."""
     days = _widen(hours, "day", floor_day(new_wm))
-    weeks = _weeks(days, floor_week(new_wm))
+    weeks = _widen(days, "week", floor_unit(new_wm, "week"))
     week_sets = rollup_table("active_users", "week")
     rows[week_sets.name] = _replace(
         conn,

@@ -24,11 +24,6 @@ def counts_table(ctx: QueryContext, granularity: str) -> Table | None:
     return USER_COUNTS[("tenant", granularity)] if len(visible) <= 1 else None
 
 
-def floor_count_unit(watermark: datetime, granularity: str) -> datetime:
-    """Units ending by this instant have stored counts."""
-    return floor_unit(watermark, granularity)
-
-
 def is_unit(start: datetime, end: datetime, granularity: str) -> bool:
     """Whether ``[start, end)`` is exactly one UTC unit of ``granularity``."""
     return floor_unit(start, granularity) == start and next_unit(start, granularity) == end
