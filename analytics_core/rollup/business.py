@@ -37,16 +37,14 @@ from analytics_core.rollup.read import (
     flag,
     grouped,
     raw_part,
-    restrict,
     rollup_parts,
     shaped,
     sum_as,
     union_rows,
     with_weeks,
 )
-from analytics_core.rollup.refresh import merge_ranges
-from analytics_core.rollup.tiles import bucket_boundaries, floor_unit, plan
-from analytics_core.rollup.user_counts import counts_table, is_unit
+from analytics_core.rollup.tiles import plan
+from analytics_core.rollup.units import counts_table, read_units, split_buckets
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.schema import tenants as tn
@@ -183,35 +181,16 @@ def _counted_users(
 
     Counts are per tenant, so they answer only when at most one tenant is in view (a
     user active for two tenants is one user): all tenants read the all-tenant count."""
-    f = ctx.filters
-    lo, hi = f.start, f.observed_end(ctx.now)
-    edges = [lo, *bucket_boundaries(f, lo, hi), hi] if hi > lo else []
-    buckets = list(zip(edges, edges[1:], strict=False))
-    table = counts_table(ctx, f.granularity)
-    # Units ending by the watermark's unit have stored counts.
-    limit = floor_unit(watermark, f.granularity) if watermark else None
-    counted = [
-        (a, b)
-        for a, b in buckets
-        if table is not None and limit is not None and b <= limit and is_unit(a, b, f.granularity)
-    ]
-    rest = merge_ranges(x for x in buckets if x not in counted)
+    table = counts_table(ctx, ctx.filters.granularity)
+    counted, rest = split_buckets(ctx, watermark, table is not None)
     frame = pd.DataFrame({"bucket": pd.Series(dtype="datetime64[us]"), "active_users": []})
-    if counted:
+    if counted and table is not None:
         stmt = (
-            select(
-                table.c.bucket,
-                sum_as(table.c.active_users, BigInteger).label("active_users"),
-            )
+            select(table.c.bucket, sum_as(table.c.active_users, BigInteger).label("active_users"))
             .where(ctx.where(None, tenant=table.c.get("tenant_id")))
             .group_by(table.c.bucket)
         )
-        stmt = restrict(stmt, table.c.bucket, merge_ranges(counted))
-        frame = read_frame(engine, stmt)
-        zone = "UTC" if f.granularity == "hour" else f.tz
-        frame["bucket"] = (
-            pd.to_datetime(frame["bucket"], utc=True).dt.tz_convert(zone).dt.tz_localize(None)
-        )
+        frame = read_units(engine, stmt, counted, ctx.filters)
     return frame, rest
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import BigInteger, DateTime, Double, Engine, Integer, Select, Te
 from analytics_core.context import QueryContext
 from analytics_core.queries.common import fill_buckets, numeric, ratio, when
 from analytics_core.rollup.read import (
+    clip,
     filtered_dims,
     first_row,
     flag,
@@ -33,6 +34,7 @@ from analytics_core.rollup.read import (
 )
 from analytics_core.rollup.sketch import bin_expr
 from analytics_core.rollup.tiles import plan
+from analytics_core.rollup.units import overlay, quantiles_table, split_buckets, stored_quantiles
 from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
 from analytics_core.sources.database import read_frame
@@ -71,11 +73,19 @@ _FIGURES = [
 ]
 
 
-def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedback: bool):
+def _rows(
+    ctx: QueryContext,
+    watermark: datetime | None,
+    keep: set[str],
+    feedback: bool,
+    sketch_within: list[tuple[datetime, datetime]] | None = None,
+):
     """The union of tiled rollup rows (summed down to the ``keep`` columns; ``ts`` for a
     trend) and raw tail rows, in :data:`SHAPE`; feedback rows only when ``feedback``
-    (the false-positive rate)."""
+    (the false-positive rate); the run-time sketch rows of the rollup only
+    ``sketch_within`` these intervals when given."""
     pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
+    sketch_pieces = pieces if sketch_within is None else clip(pieces, sketch_within)
     filtered = filtered_dims(ctx)
 
     def where(t):
@@ -159,7 +169,7 @@ def _rows(ctx: QueryContext, watermark: datetime | None, keep: set[str], feedbac
     parts = [
         raw_part(pieces, raw_runs, dr.c.created_at),
         *rollup_parts(pieces, "detections", runs, SHAPE, keep, filtered),
-        *rollup_parts(pieces, "detection_runtime", runtime, SHAPE, keep, filtered),
+        *rollup_parts(sketch_pieces, "detection_runtime", runtime, SHAPE, keep, filtered),
     ]
     if feedback:
         raw_reviews = (
@@ -194,7 +204,11 @@ def _figures(
     feedback: bool,
 ) -> pd.DataFrame:
     keep = {"ts" if k == "bucket" else k for k in keys} | {"bin"}
-    rows = grouped(_rows(ctx, watermark, keep, feedback), keys, ctx.filters)
+    # A trend's whole closed units read their stored quantiles rather than their sketches.
+    table = quantiles_table(ctx, "detection_runtime") if keys == ["bucket"] else None
+    counted, rest = split_buckets(ctx, watermark, True) if table is not None else ([], [])
+    within = rest if counted else None
+    rows = grouped(_rows(ctx, watermark, keep, feedback, within), keys, ctx.filters)
     t = sketch_totals(rows, keys, _ADDITIVE, QUANTILES)
     figures = [
         t.c.detections,
@@ -218,6 +232,8 @@ def _figures(
     if keys:  # a group exists where a run does (feedback alone does not make one)
         stmt = stmt.where(t.c.detections > 0)
     frame = read_frame(engine, stmt.order_by(*(t.c[k] for k in keys)))
+    if counted and table is not None:
+        frame = overlay(frame, stored_quantiles(engine, table, counted, ctx.filters, QUANTILES))
     return resolve_percentiles(frame, QUANTILES)[[*keys, *names]]
 
 

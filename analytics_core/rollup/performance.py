@@ -16,6 +16,7 @@ from analytics_core.context import QueryContext
 from analytics_core.queries.common import fill_buckets, numeric, ratio
 from analytics_core.queries.performance import observed_seconds
 from analytics_core.rollup.read import (
+    clip,
     filtered_dims,
     first_row,
     flag,
@@ -31,6 +32,7 @@ from analytics_core.rollup.read import (
 )
 from analytics_core.rollup.sketch import bin_expr, bin_of, bin_value
 from analytics_core.rollup.tiles import plan
+from analytics_core.rollup.units import overlay, quantiles_table, split_buckets, stored_quantiles
 from analytics_core.schema import api_requests as ar
 from analytics_core.sources.database import read_frame
 
@@ -68,10 +70,13 @@ def _rows(
     watermark: datetime | None,
     keep: set[str],
     p95_ms: float | None = None,
+    sketch_within: list[tuple[datetime, datetime]] | None = None,
 ):
     """The union of tiled rollup rows (summed down to the ``keep`` columns; ``ts`` for a
-    trend) and raw tail rows, in :data:`SHAPE`."""
+    trend) and raw tail rows, in :data:`SHAPE`; the latency sketch rows of the rollup only
+    ``sketch_within`` these intervals when given."""
     pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
+    sketch_pieces = pieces if sketch_within is None else clip(pieces, sketch_within)
     filtered = filtered_dims(ctx)
     threshold = None if p95_ms is None else slow_bin(p95_ms)
 
@@ -124,7 +129,7 @@ def _rows(
     parts = [
         raw_part(pieces, raw, ar.c.ts),
         *rollup_parts(pieces, "requests", totals, SHAPE, keep, filtered),
-        *rollup_parts(pieces, "request_latency", latency, SHAPE, keep, filtered),
+        *rollup_parts(sketch_pieces, "request_latency", latency, SHAPE, keep, filtered),
     ]
     return union_rows(parts)
 
@@ -136,7 +141,11 @@ def _figures(
     keys: list[str],
 ) -> pd.DataFrame:
     keep = {"ts" if k == "bucket" else k for k in keys} | {"bin"}
-    rows = grouped(_rows(ctx, watermark, keep), keys, ctx.filters)
+    # A trend's whole closed units read their stored quantiles rather than their sketches.
+    table = quantiles_table(ctx, "request_latency") if keys == ["bucket"] else None
+    counted, rest = split_buckets(ctx, watermark, True) if table is not None else ([], [])
+    within = rest if counted else None
+    rows = grouped(_rows(ctx, watermark, keep, sketch_within=within), keys, ctx.filters)
     t = sketch_totals(rows, keys, _ADDITIVE, QUANTILES)
     error_rate = ratio(t.c.errors, t.c.requests)
     stmt = select(
@@ -150,6 +159,8 @@ def _figures(
         *(t.c[f"{name}__{s}"] for name in QUANTILES for s in ("lo", "hi")),
     )
     frame = read_frame(engine, stmt.order_by(*(t.c[k] for k in keys)))
+    if counted and table is not None:
+        frame = overlay(frame, stored_quantiles(engine, table, counted, ctx.filters, QUANTILES))
     return resolve_percentiles(frame, QUANTILES)[[*keys, *_FIGURES]]
 
 

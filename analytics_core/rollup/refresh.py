@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     Connection,
     Engine,
     FromClause,
@@ -59,8 +60,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
+from analytics_core.rollup.read import sketch_totals
 from analytics_core.rollup.schema import (
     COUNT_GRAINS,
+    PROJECTION_TABLES,
+    QUANTILE_LEVELS,
+    QUANTILE_TABLES,
+    SKETCHES,
     STATE_KEY,
     USER_COUNTS,
     create_rollup_tables,
@@ -313,13 +319,22 @@ def hour_select(part: Part, table: Table, ranges: Sequence[Range]) -> Select:
     )
 
 
+def _in_time_order(table: Table, columns: Sequence[str], query: Select | CompoundSelect):
+    """INSERT ``query`` into ``table`` in bucket order: the rows of one bucket land on
+    neighbouring pages, so reading a range touches few pages (in the aggregate's hash
+    order, 85,000 user-set rows of a week sat on 27,000 pages)."""
+    rows = query.subquery("new_rows")
+    ordered = select(*(rows.c[name] for name in columns)).order_by(rows.c.bucket)
+    return insert(table).from_select(list(columns), ordered)
+
+
 def hour_insert(rollup: Rollup, ranges: Sequence[Range]):
     table = rollup_table(rollup.name, "hour")
     selects = [hour_select(part, table, ranges) for part in rollup.parts]
     query = selects[0] if len(selects) == 1 else union(*selects)  # UNION: distinct rows
     first = rollup.parts[0]
     columns = ["bucket", *first.dimensions, *first.measures]
-    return insert(table).from_select(columns, query)
+    return _in_time_order(table, columns, query)
 
 
 def coarse_insert(rollup: Rollup, grain: str, finer: str, ranges: Sequence[Range]):
@@ -343,7 +358,7 @@ def summed_insert(source: Table, target: Table, grain: str, ranges: Sequence[Ran
         .where(in_ranges(source.c.bucket, ranges))
         .group_by(bucket, *dims)
     )
-    return insert(target).from_select(["bucket", *keys, *measures], query)
+    return _in_time_order(target, ["bucket", *keys, *measures], query)
 
 
 def definition_sql(name: str) -> str:
@@ -499,7 +514,7 @@ def count_insert(source: Table, target: Table, grain: str, ranges: Sequence[Rang
         .where(in_ranges(source.c.bucket, ranges))
         .group_by(bucket, *keys)
     )
-    return insert(target).from_select(["bucket", *(k.name for k in keys), "active_users"], query)
+    return _in_time_order(target, ["bucket", *(k.name for k in keys), "active_users"], query)
 
 
 def _refresh_user_counts(
@@ -533,8 +548,53 @@ def _refresh_user_counts(
         )
 
 
+def quantile_insert(source: Table, target: Table, grain: str, ranges: Sequence[Range]):
+    """``target``'s rows: per ``grain`` unit, the count and the bins at the ranks of each
+    stored quantile level of the merged sketch rows of ``source`` (an ``all`` projection)
+    in ``ranges``."""
+    bucket = bucket_start(grain, source.c.bucket)
+    rows = (
+        select(bucket.label("bucket"), source.c.bin, source.c.n)
+        .where(in_ranges(source.c.bucket, ranges))
+        .subquery("units")
+    )
+    totals = sketch_totals(rows, ["bucket"], {}, QUANTILE_LEVELS)
+    bins = [c.name for c in target.columns if c.name not in ("bucket", "sketch_n")]
+    query = select(
+        totals.c.bucket,
+        cast(totals.c.sketch_n, BigInteger).label("sketch_n"),
+        *(totals.c[name] for name in bins),
+    )
+    return _in_time_order(target, ["bucket", "sketch_n", *bins], query)
+
+
+def _refresh_quantiles(
+    conn: Connection, name: str, hours: list[Range], new_wm: datetime, rows: dict[str, int]
+) -> None:
+    """The stored quantiles of sketch rollup ``name`` for every whole unit touching
+    ``hours`` (whose sketches were just rebuilt): weeks from the days' sketches."""
+    days = _widen(hours, "day", floor_day(new_wm))
+    spans = {
+        "hour": ("hour", hours),
+        "day": ("day", days),
+        "week": ("day", _widen(days, "week", floor_unit(new_wm, "week"))),
+        "month": ("month", _widen(days, "month", floor_month(new_wm))),
+    }
+    for grain in COUNT_GRAINS:
+        source_grain, ranges = spans[grain]
+        source = PROJECTION_TABLES[(name, "all", source_grain)]
+        target = QUANTILE_TABLES[(name, grain)]
+        rows[target.name] = _replace(
+            conn,
+            target,
+            ranges,
+            lambda chunk, s=source, t=target, g=grain: quantile_insert(s, t, g, chunk),
+        )
+
+
 def _store_state(conn: Connection, wm: datetime | None, now: datetime, late: timedelta) -> None:
-    conn.execute(delete(rollup_state).where(rollup_state.c.name == STATE_KEY))
+    # Every row: an older layout's watermark (another key) must not outlive its tables.
+    conn.execute(delete(rollup_state))
     conn.execute(
         insert(rollup_state).values(
             name=STATE_KEY,
@@ -593,6 +653,8 @@ def refresh(
                 _refresh_rollup(conn, rollup, hours, new_wm, rows)
                 if rollup.name == "active_users":
                     _refresh_user_counts(conn, hours, new_wm, rows)
+                if rollup.name in SKETCHES:
+                    _refresh_quantiles(conn, rollup.name, hours, new_wm, rows)
                 for lo, hi in hours:
                     recomputed.update(lo + HOUR * i for i in range((hi - lo) // HOUR))
         _store_state(conn, new_wm, now, late_window)

@@ -43,7 +43,12 @@ ROLLUPS: tuple[str, ...] = (
     "new_users",
     "sessions",
 )
-STATE_KEY = "watermark"
+# The watermark's row in ``rollup_state``, named with the version of the rollup tables'
+# layout: after an upgrade that adds or changes tables, the old row no longer counts, so
+# readers fall back to the raw tables (never half-filled new tables) and the next run
+# rebuilds everything, as a first run does. Bump it with every such change.
+ROLLUP_LAYOUT = 3
+STATE_KEY = f"watermark:v{ROLLUP_LAYOUT}"
 
 
 def _bucket() -> Column:
@@ -221,6 +226,26 @@ USER_COUNTS: dict[tuple[str, str], Table] = {
         )
         for grain in COUNT_GRAINS
     },
+}
+
+# Quantiles per whole unit over all tenants, for the sketch rollups: the sketch's count and
+# the bins holding the ranks of each stored level (as
+# :func:`analytics_core.rollup.read.sketch_totals` returns them). A trend over every tenant
+# whose buckets are such units (hourly; daily, weekly, monthly in UTC) reads one row per
+# bucket instead of merging a few hundred bins per bucket: a year and a half of daily
+# history is 545 rows. Filled from the ``all`` projections by the same run.
+SKETCHES: tuple[str, ...] = ("request_latency", "detection_runtime")
+QUANTILE_LEVELS: dict[str, float] = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+QUANTILE_TABLES: dict[tuple[str, str], Table] = {
+    (name, grain): Table(
+        f"rollup_{name}_quantiles_{grain}",
+        metadata,
+        _bucket(),
+        Column("sketch_n", BigInteger, nullable=False),
+        *(Column(f"{level}__{end}", Integer) for level in QUANTILE_LEVELS for end in ("lo", "hi")),
+    )
+    for name in SKETCHES
+    for grain in COUNT_GRAINS
 }
 
 

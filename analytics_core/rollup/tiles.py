@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from analytics_core.filters import Filters
@@ -86,6 +87,8 @@ def local_start(day: date, tz: ZoneInfo) -> datetime:
     midnight skipped by clocks going forward starts at the transition itself.
     """
     naive = datetime.combine(day, time.min)
+    if tz.key == "UTC":
+        return naive.replace(tzinfo=UTC)
     first, second = (naive.replace(tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1))
     lo, hi = min(first, second), max(first, second)
     if lo.astimezone(tz).replace(tzinfo=None) == naive:
@@ -119,20 +122,27 @@ def _next_local(day: date, granularity: str) -> date:
 
 def bucket_boundaries(filters: Filters, lo: datetime, hi: datetime) -> list[datetime]:
     """Instants strictly inside ``(lo, hi)`` where the output bucket changes."""
+    return list(_bucket_boundaries(filters, lo, hi))
+
+
+# Pure functions of hashable arguments that every query of a page repeats with the same
+# range (a year and a half of daily history: ~550 zone conversions a call).
+@lru_cache(maxsize=256)
+def _bucket_boundaries(filters: Filters, lo: datetime, hi: datetime) -> tuple[datetime, ...]:
     out: list[datetime] = []
     if filters.granularity == "hour":  # hourly buckets are UTC hours (queries.common.bucket)
         b = next_unit(floor_unit(lo, "hour"), "hour")
         while b < hi:
             out.append(b)
             b += timedelta(hours=1)
-        return out
+        return tuple(out)
     tz = ZoneInfo(filters.tz)
     day = _unit_start(lo.astimezone(tz).date(), filters.granularity)
     while True:
         day = _next_local(day, filters.granularity)
         b = local_start(day, tz)
         if b >= hi:
-            return out
+            return tuple(out)
         if b > lo:
             out.append(b)
 
@@ -176,14 +186,21 @@ def plan(
     ``by_bucket`` for queries grouped by output bucket (trends); False for figures over
     the whole range (KPIs, breakdowns), which may use any unit inside the range.
     """
-    lo, hi = filters.start, filters.observed_end(now)
+    return list(_plan(filters, filters.observed_end(now), watermark, by_bucket))
+
+
+@lru_cache(maxsize=256)
+def _plan(
+    filters: Filters, hi: datetime, watermark: datetime | None, by_bucket: bool
+) -> tuple[Piece, ...]:
+    lo = filters.start
     if hi <= lo:
-        return []
+        return ()
     limits = tier_limits(watermark)
     cuts = bucket_boundaries(filters, lo, hi) if by_bucket and limits else []
     edges = [lo, *cuts, hi]
     pieces = [p for a, b in zip(edges, edges[1:], strict=False) for p in _fill(a, b, TIERS, limits)]
-    return _merged(pieces)
+    return tuple(_merged(pieces))
 
 
 def spans(pieces: list[Piece], tier: str) -> list[tuple[datetime, datetime]]:

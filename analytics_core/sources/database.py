@@ -103,7 +103,9 @@ def read_frame(engine: Engine, stmt: Executable) -> pd.DataFrame:
     """Run an aggregate query and return its (small) result as a DataFrame."""
     with database_errors(engine), engine.connect() as conn:
         result = conn.execute(stmt)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        # Plain tuples: pandas probes a Row for attributes, twice as slow per row.
+        rows = [tuple(row) for row in result.fetchall()]
+        return pd.DataFrame(rows, columns=list(result.keys()))
 
 
 def read_row(engine: Engine, stmt: Executable) -> dict[str, object]:

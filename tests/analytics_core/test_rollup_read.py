@@ -558,8 +558,8 @@ def _tables_read(engine: Engine, call) -> set[str]:
 @pytest.mark.parametrize(
     ("case", "reads", "never"),
     [
-        # The whole platform: the per-bucket sketch summed over tenants and endpoints.
-        ("whole-utc-days", "rollup_request_latency_all_day", "rollup_request_latency_day"),
+        # The whole platform by UTC day: each day's stored quantiles, no sketch at all.
+        ("whole-utc-days", "rollup_request_latency_quantiles_day", "rollup_request_latency_day"),
         # A tenant filter or a scope needs the tenant column: the full tables.
         ("filters", "rollup_request_latency_day", "rollup_request_latency_all_day"),
         ("scope", "rollup_request_latency_day", "rollup_request_latency_all_day"),
@@ -592,6 +592,27 @@ def test_active_users_of_whole_units_come_from_the_stored_counts(rolled, case, c
     ctx, engine, wm = _ctx(case), rolled.engine, rolled.watermark
     tables = _tables_read(engine, lambda: rollup_business.trend(engine, ctx, wm, COSTS))
     assert {t for t in tables if "_counts_" in t} == ({counts} if counts else set())
+
+
+@pytest.mark.parametrize(
+    ("case", "stored"),
+    [
+        ("whole-utc-days", True),  # every tenant, UTC days: the stored quantiles
+        ("scope", False),  # a scope narrows the sketch to its tenants: merge the sketches
+        ("filters", False),
+        ("paris-fall-back-days", False),  # Paris days are not UTC days
+    ],
+)
+def test_trend_percentiles_of_whole_units_come_from_the_stored_quantiles(rolled, case, stored):
+    ctx, engine, wm = _ctx(case), rolled.engine, rolled.watermark
+    for trend, sketch in (
+        (lambda: rollup_performance.trend(engine, ctx, wm), "request_latency"),
+        (lambda: rollup_detection.trend(engine, ctx, wm), "detection_runtime"),
+    ):
+        tables = _tables_read(engine, trend)
+        assert (f"rollup_{sketch}_quantiles_day" in tables) is stored, tables
+        if stored:  # the whole days read no sketch rows of the day tier: only the edges do
+            assert not {f"rollup_{sketch}_all_day", f"rollup_{sketch}_day"} & tables, tables
 
 
 def test_distinct_users_of_a_range_read_whole_weeks_from_the_week_sets(rolled):

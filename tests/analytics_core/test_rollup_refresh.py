@@ -4,6 +4,7 @@ rows, after an interrupted run, and on empty or fresh databases."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import BigInteger, Double, Engine, Integer, SmallInteger, Table, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    Engine,
+    Integer,
+    SmallInteger,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from analytics_core import schema
 from analytics_core.rollup import refresh as refresh_module
@@ -21,9 +33,13 @@ from analytics_core.rollup.schema import (
     GRAINS,
     PROJECTION_TABLES,
     PROJECTIONS,
+    QUANTILE_LEVELS,
+    QUANTILE_TABLES,
+    STATE_KEY,
     TABLES,
     USER_COUNTS,
     rollup_exists,
+    rollup_state,
     rollup_table,
     watermark,
 )
@@ -99,6 +115,32 @@ def expected_user_counts(data: Dataset, wm: datetime) -> dict[tuple[str, str], p
         out[("tenant", g)] = per_tenant.rename("active_users").reset_index()
         out[("all", g)] = users.groupby("bucket").user_id.nunique().rename("active_users")
         out[("all", g)] = out[("all", g)].reset_index()
+    return out
+
+
+def expected_quantiles(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.DataFrame]:
+    """Per whole UTC unit over all tenants: the count of sketched values and, per level q,
+    the bins of the values at 0-based ranks floor((n-1)q) and ceil((n-1)q) in sorted order."""
+    requests = data.api_requests[data.api_requests.duration_ms.notna()]
+    runs = data.detection_results
+    runs = runs[(runs.status == "success") & runs.execution_time_ms.notna()]
+    values = {
+        "request_latency": (requests, "ts", "duration_ms"),
+        "detection_runtime": (runs, "created_at", "execution_time_ms"),
+    }
+    out = {}
+    for name, (frame, time_col, value_col) in values.items():
+        for g in COUNT_GRAINS:
+            rows = []
+            for start, unit in _events(frame, time_col, g, wm).groupby("bucket"):
+                bins = sorted(bin_of(float(v)) for v in unit[value_col])
+                n = len(bins)
+                row = {"bucket": start, "sketch_n": n}
+                for level, q in QUANTILE_LEVELS.items():
+                    row[f"{level}__lo"] = bins[math.floor((n - 1) * q)]
+                    row[f"{level}__hi"] = bins[math.ceil((n - 1) * q)]
+                rows.append(row)
+            out[(name, g)] = pd.DataFrame(rows)
     return out
 
 
@@ -190,6 +232,7 @@ def read_tables(engine: Engine) -> dict[tuple[str, ...], pd.DataFrame]:
         **TABLES,
         **{(n, g, label): t for (n, label, g), t in PROJECTION_TABLES.items()},
         **{(f"user_counts_{label}", g): t for (label, g), t in USER_COUNTS.items()},
+        **{(f"{name}_quantiles", g): t for (name, g), t in QUANTILE_TABLES.items()},
     }
     out = {}
     with engine.connect() as conn:
@@ -232,6 +275,12 @@ def assert_rollups_equal(engine: Engine, data: Dataset, wm: datetime) -> None:
         assert len(frame) > 0, table.name
         pd.testing.assert_frame_equal(
             actual[(f"user_counts_{label}", grain)], _normal(frame, table), obj=table.name
+        )
+    for (name, grain), frame in expected_quantiles(data, wm).items():
+        table = QUANTILE_TABLES[(name, grain)]
+        assert len(frame) > 0, table.name
+        pd.testing.assert_frame_equal(
+            actual[(f"{name}_quantiles", grain)], _normal(frame, table), obj=table.name
         )
 
 
@@ -357,6 +406,22 @@ def test_rerun_is_idempotent(writer, base):
     assert again.old_watermark == again.new_watermark
     assert_unchanged(before, read_tables(writer))
     assert watermark(writer) == datetime(2026, 4, 1, 10, tzinfo=UTC)
+
+
+def test_a_rollup_of_an_older_layout_is_not_read_and_is_rebuilt_in_full(writer, base):
+    """After an upgrade that adds tables, the old watermark must not vouch for them: the
+    readers see no rollup (raw path) until a run rebuilds every table from the start."""
+    first = refresh(writer, now=NOW)
+    with writer.begin() as conn:  # as an older version left it: its own key, other tables
+        conn.execute(update(rollup_state).values(name="watermark"))
+        for table in QUANTILE_TABLES.values():
+            conn.execute(delete(table))
+    assert watermark(writer) is None and not rollup_exists(writer)
+    again = refresh(writer, now=NOW)
+    assert again.old_watermark is None and again.new_watermark == first.new_watermark
+    assert_rollups_equal(writer, base, again.new_watermark)
+    with writer.connect() as conn:
+        assert conn.execute(select(rollup_state.c.name)).scalars().all() == [STATE_KEY]
 
 
 def test_new_rows_after_the_watermark_are_picked_up(writer, base):
