@@ -14,6 +14,7 @@ is in the hour tables (except rows that arrived later than the late window allow
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger,
@@ -191,6 +192,11 @@ def tables_of(name: str, grain: str) -> list[Table]:
 def smallest_table(name: str, grain: str, needed: set[str]) -> Table:
     """The table of rollup ``name`` at ``grain`` with the fewest dimensions that still
     has every column in ``needed`` (the full table has them all)."""
+    return _smallest_table(name, grain, frozenset(needed))
+
+
+@lru_cache(maxsize=512)
+def _smallest_table(name: str, grain: str, needed: frozenset[str]) -> Table:
     for table in reversed(tables_of(name, grain)):
         if needed & set(_all_keys(name)) <= key_columns(table):
             return table

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Select, Table, select
 
@@ -109,11 +108,13 @@ def stored_quantiles(
 def overlay(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (per ``bucket``) with the columns of ``stored`` taken from it for the
     buckets it has."""
-    if stored.empty:
+    if stored.empty or frame.empty:
         return frame
-    out = frame.merge(stored, on="bucket", how="left", suffixes=("", "__stored"))
+    at = pd.Index(pd.to_datetime(frame["bucket"])).get_indexer(pd.to_datetime(stored["bucket"]))
+    found = at >= 0
+    out = frame.copy()
     for column in stored.columns.drop("bucket"):
-        mine = pd.to_numeric(out[column]).astype("float64")
-        theirs = pd.to_numeric(out.pop(f"{column}__stored")).astype("float64")
-        out[column] = np.where(theirs.notna(), theirs, mine)
+        values = pd.to_numeric(out[column]).to_numpy(dtype="float64", copy=True)
+        values[at[found]] = pd.to_numeric(stored[column]).to_numpy(dtype="float64")[found]
+        out[column] = values
     return out

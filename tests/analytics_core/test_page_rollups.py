@@ -47,7 +47,12 @@ def test_page_from_rollups_equals_page_from_raw(rolled, page, case):  # noqa: F8
     for name, frame in want.series.items():
         # Bottleneck "slow" counts come from sketch bins: exact but within p95's own bin.
         skip = tuple(c for c in frame.columns if "slow" in c)
-        assert_frames(got.series[name], frame, PERCENTILES, skip)
+        mine = got.series[name]
+        if skip:  # and so may the order of a table ranked by slow share: compare by key
+            key = frame.columns[0]
+            mine = mine.sort_values(key, ignore_index=True)
+            frame = frame.sort_values(key, ignore_index=True)
+        assert_frames(mine, frame, PERCENTILES, skip)
     exact = [k for k in want.changes if k not in PERCENTILES]
     assert {k: got.changes[k].significant for k in exact} == {
         k: want.changes[k].significant for k in exact
