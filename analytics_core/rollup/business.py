@@ -41,10 +41,11 @@ from analytics_core.rollup.read import (
     shaped,
     sum_as,
     union_rows,
-    with_weeks,
 )
-from analytics_core.rollup.tiles import plan
+from analytics_core.rollup.refresh import merge_ranges
+from analytics_core.rollup.tiles import plan, spans
 from analytics_core.rollup.units import counts_table, read_units, split_buckets
+from analytics_core.rollup.user_days import active_on
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.schema import tenants as tn
@@ -80,8 +81,6 @@ def _rows(
     pieces = plan(ctx.filters, ctx.now, watermark, by_bucket="ts" in keep)
     if within is not None:
         pieces = clip(pieces, within)
-    if users and "ts" not in keep:
-        pieces = with_weeks(pieces, watermark)
     filtered = filtered_dims(ctx)
 
     def part(t, **values) -> Select:
@@ -98,11 +97,21 @@ def _rows(
 
     if users:
         keep = keep | {"user_id"}
+
+        def user(t) -> Select:
+            return part(t, user_id=t.c.user_id)
+
+        sets, bitmaps = pieces, []
+        if "ts" not in keep:  # over the whole range: its whole days from the day bitmaps
+            days = merge_ranges([*spans(pieces, "month"), *spans(pieces, "day")])
+            sets = [p for p in pieces if p.tier not in ("month", "day")]
+            bitmaps = active_on(days, user)
         return union_rows(
             [
                 raw(ar, ar.c.ts, user_id=ar.c.user_id),
                 raw(us, us.c.started_at, user_id=us.c.user_id),
-                *rolled("active_users", lambda t: part(t, user_id=t.c.user_id)),
+                *rollup_parts(sets, "active_users", user, SHAPE, keep, filtered),
+                *bitmaps,
             ]
         )
     seconds = extract("epoch", us.c.ended_at) - extract("epoch", us.c.started_at)

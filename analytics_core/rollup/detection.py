@@ -79,6 +79,7 @@ def _rows(
     keep: set[str],
     feedback: bool,
     sketch_within: list[tuple[datetime, datetime]] | None = None,
+    sketch: bool = True,
 ):
     """The union of tiled rollup rows (summed down to the ``keep`` columns; ``ts`` for a
     trend) and raw tail rows, in :data:`SHAPE`; feedback rows only when ``feedback``
@@ -169,7 +170,11 @@ def _rows(
     parts = [
         raw_part(pieces, raw_runs, dr.c.created_at),
         *rollup_parts(pieces, "detections", runs, SHAPE, keep, filtered),
-        *rollup_parts(sketch_pieces, "detection_runtime", runtime, SHAPE, keep, filtered),
+        *(
+            rollup_parts(sketch_pieces, "detection_runtime", runtime, SHAPE, keep, filtered)
+            if sketch
+            else []
+        ),
     ]
     if feedback:
         raw_reviews = (
@@ -202,14 +207,18 @@ def _figures(
     watermark: datetime | None,
     keys: list[str],
     feedback: bool,
+    percentiles: bool = True,
 ) -> pd.DataFrame:
-    keep = {"ts" if k == "bucket" else k for k in keys} | {"bin"}
+    quantiles = QUANTILES if percentiles else {}
+    keep = {"ts" if k == "bucket" else k for k in keys} | ({"bin"} if percentiles else set())
     # A trend's whole closed units read their stored quantiles rather than their sketches.
     table = quantiles_table(ctx, "detection_runtime") if keys == ["bucket"] else None
     counted, rest = split_buckets(ctx, watermark, True) if table is not None else ([], [])
     within = rest if counted else None
-    rows = grouped(_rows(ctx, watermark, keep, feedback, within), keys, ctx.filters)
-    t = sketch_totals(rows, keys, _ADDITIVE, QUANTILES)
+    rows = grouped(
+        _rows(ctx, watermark, keep, feedback, within, sketch=percentiles), keys, ctx.filters
+    )
+    t = sketch_totals(rows, keys, _ADDITIVE, quantiles)
     figures = [
         t.c.detections,
         t.c.failed,
@@ -227,14 +236,15 @@ def _figures(
         *(t.c[k] for k in keys),
         *figures,
         t.c.sketch_n,
-        *(t.c[f"{name}__{s}"] for name in QUANTILES for s in ("lo", "hi")),
+        *(t.c[f"{name}__{s}"] for name in quantiles for s in ("lo", "hi")),
     )
     if keys:  # a group exists where a run does (feedback alone does not make one)
         stmt = stmt.where(t.c.detections > 0)
     frame = read_frame(engine, stmt.order_by(*(t.c[k] for k in keys)))
     if counted and table is not None:
         frame = overlay(frame, stored_quantiles(engine, table, counted, ctx.filters, QUANTILES))
-    return resolve_percentiles(frame, QUANTILES)[[*keys, *names]]
+    names = [n for n in names if n not in QUANTILES or n in quantiles]
+    return resolve_percentiles(frame, quantiles)[[*keys, *names]]
 
 
 def kpis(
@@ -275,7 +285,7 @@ def by_algorithm(engine: Engine, ctx: QueryContext, watermark: datetime | None) 
 def by_detector(engine: Engine, ctx: QueryContext, watermark: datetime | None) -> pd.DataFrame:
     """As :func:`analytics_core.queries.detection.by_detector`."""
     keys = ["detector_id", "algorithm"]
-    frame = _figures(engine, ctx, watermark, keys, feedback=False)
+    frame = _figures(engine, ctx, watermark, keys, feedback=False, percentiles=False)
     return _breakdown(frame, keys)
 
 

@@ -56,7 +56,7 @@ from analytics_core.filters import Filters
 from analytics_core.queries.common import bucket, in_range
 from analytics_core.rollup.schema import key_columns, smallest_table
 from analytics_core.rollup.sketch import GAMMA, ZERO_BIN
-from analytics_core.rollup.tiles import RAW, Piece, floor_unit, next_unit, spans
+from analytics_core.rollup.tiles import RAW, Piece, spans
 
 # A reader's row shape: column name -> type (every part of the union is cast to it).
 Shape = Mapping[str, TypeEngine]
@@ -183,27 +183,6 @@ def clip(pieces: Sequence[Piece], intervals: Sequence[tuple[datetime, datetime]]
     return out
 
 
-def with_weeks(pieces: Sequence[Piece], watermark: datetime | None) -> list[Piece]:
-    """``pieces`` with the whole ISO weeks inside their day pieces read as week pieces
-    (weeks closed before the watermark's week): for figures over a whole range only, as a
-    week may span two output buckets."""
-    if watermark is None:
-        return list(pieces)
-    limit = floor_unit(watermark, "week")
-    out: list[Piece] = []
-    for piece in pieces:
-        first = floor_unit(piece.start, "week")
-        first = first if first == piece.start else next_unit(first, "week")
-        last = floor_unit(min(piece.end, limit), "week")
-        if piece.tier != "day" or first >= last:
-            out.append(piece)
-            continue
-        out += [Piece("day", piece.start, first)] if piece.start < first else []
-        out.append(Piece("week", first, last))
-        out += [Piece("day", last, piece.end)] if last < piece.end else []
-    return out
-
-
 def raw_part(pieces: Sequence[Piece], stmt: Select, time_column: ColumnElement) -> Select:
     """``stmt`` over raw rows restricted to the raw pieces (no rows when there are none)."""
     return restrict(stmt, time_column, spans(pieces, RAW))
@@ -248,6 +227,9 @@ def sketch_totals(
         *key_cols, *(sum_as(keyed.c[name], t).label(name) for name, t in additive.items())
     )
     sums = (sums.group_by(*key_cols) if key_cols else sums).subquery("sums")
+    if not quantiles:  # no sketch to merge
+        stmt = select(*sums.c, literal(0.0, Double).label("sketch_n"))
+        return stmt.subquery("totals")
     per_bin = (
         select(*key_cols, keyed.c.bin, sum_as(keyed.c.n, BigInteger).label("n"))
         .where(keyed.c.bin.is_not(None))

@@ -36,11 +36,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
+    Column,
     ColumnElement,
     CompoundSelect,
     Connection,
+    DateTime,
     Engine,
     FromClause,
+    MetaData,
     Select,
     SmallInteger,
     Table,
@@ -52,11 +55,13 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
     text,
     union,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql
 
@@ -69,6 +74,7 @@ from analytics_core.rollup.schema import (
     SKETCHES,
     STATE_KEY,
     USER_COUNTS,
+    USER_DAYS,
     create_rollup_tables,
     metadata,
     rollup_state,
@@ -77,6 +83,7 @@ from analytics_core.rollup.schema import (
 )
 from analytics_core.rollup.sketch import bin_expr
 from analytics_core.rollup.tiles import floor_unit, next_unit
+from analytics_core.rollup.user_days import WORDS, by_year, day_bit_words, day_masks
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
@@ -546,6 +553,57 @@ def _refresh_user_counts(
             spans,
             lambda chunk, s=source, t=table, g=grain: count_insert(s, t, g, chunk),
         )
+    _refresh_user_days(conn, days, rows)
+
+
+def _refresh_user_days(conn: Connection, days: list[Range], rows: dict[str, int]) -> None:
+    """The active-day bitmaps of every year touching ``days`` (whole UTC days whose user
+    sets were just rebuilt): each year's rows with those days' bits cleared, OR'ed with
+    the bits of the users in those days' sets, replace the year's rows."""
+    source = rollup_table("active_users", "day")
+    columns = [c.name for c in USER_DAYS.columns]
+    rows[USER_DAYS.name] = 0
+    for year, spans in by_year(days).items():
+        masks = day_masks(year, spans)
+        kept = select(
+            USER_DAYS.c.tenant_id,
+            USER_DAYS.c.user_id,
+            *(
+                USER_DAYS.c[w].bitwise_and(literal(~m, BigInteger)).label(w)
+                for w, m in zip(WORDS, masks, strict=True)
+            ),
+        ).where(USER_DAYS.c.bucket == year)
+        fresh = select(
+            source.c.tenant_id, source.c.user_id, *day_bit_words(source.c.bucket, year)
+        ).where(in_ranges(source.c.bucket, spans))
+        both = union_all(kept, fresh).subquery("both_")
+        merged = [cast(func.bit_or(both.c[w]), BigInteger) for w in WORDS]
+        query = (
+            select(
+                literal(year, DateTime(timezone=True)).label("bucket"),
+                both.c.tenant_id,
+                both.c.user_id,
+                *(m.label(w) for m, w in zip(merged, WORDS, strict=True)),
+            )
+            .group_by(both.c.tenant_id, both.c.user_id)
+            .having(or_(*(m != 0 for m in merged)))
+        )
+        # The new rows read the old ones: staged in a temporary table, then swapped in.
+        staged = Table(
+            "rollup_active_user_days_staged",
+            MetaData(),
+            *(Column(c.name, c.type) for c in USER_DAYS.columns),
+            prefixes=["TEMPORARY"],
+        )
+        staged.create(conn)
+        try:
+            conn.execute(insert(staged).from_select(columns, query))
+            conn.execute(delete(USER_DAYS).where(USER_DAYS.c.bucket == year))
+            conn.execute(insert(USER_DAYS).from_select(columns, select(staged)))
+            count = select(func.count()).select_from(staged)
+            rows[USER_DAYS.name] += conn.execute(count).scalar_one()
+        finally:
+            staged.drop(conn)
 
 
 def quantile_insert(source: Table, target: Table, grain: str, ranges: Sequence[Range]):

@@ -48,7 +48,7 @@ ROLLUPS: tuple[str, ...] = (
 # layout: after an upgrade that adds or changes tables, the old row no longer counts, so
 # readers fall back to the raw tables (never half-filled new tables) and the next run
 # rebuilds everything, as a first run does. Bump it with every such change.
-ROLLUP_LAYOUT = 3
+ROLLUP_LAYOUT = 4
 STATE_KEY = f"watermark:v{ROLLUP_LAYOUT}"
 
 
@@ -253,6 +253,20 @@ QUANTILE_TABLES: dict[tuple[str, str], Table] = {
     for name in SKETCHES
     for grain in COUNT_GRAINS
 }
+
+# Each user's active days per UTC year as bitmaps (see analytics_core.rollup.user_days):
+# bit b of days_k is day 62k + b of the year. A range's distinct users read one row per
+# user and year instead of one per user and day, week or month.
+DAY_BITS = 62
+DAY_WORDS = 6  # 372 days
+USER_DAYS = Table(
+    "rollup_active_user_days",
+    metadata,
+    _bucket(),  # 1 January 00:00 UTC
+    _key("tenant_id"),
+    _key("user_id"),
+    *(Column(f"days_{k}", BigInteger, nullable=False) for k in range(DAY_WORDS)),
+)
 
 
 rollup_state = Table(

@@ -41,7 +41,9 @@ class DetectionSource(Protocol):
 
     def by_algorithm(self, ctx: QueryContext) -> pd.DataFrame: ...
 
-    def by_detector(self, ctx: QueryContext) -> pd.DataFrame: ...
+    def by_detector(self, ctx: QueryContext) -> pd.DataFrame:
+        """Per detector, the trend's figures but the p95 run time."""
+        ...
 
     def algorithm_shares(self, ctx: QueryContext) -> pd.DataFrame:
         """Each algorithm's share of runs, failures and execution time."""

@@ -540,8 +540,8 @@ def test_a_later_watermark_than_now_still_reads_only_up_to_now(rolled):
     assert got["bucket"].max() < pd.Timestamp(now)
 
 
-def _tables_read(engine: Engine, call) -> set[str]:
-    """The rollup tables named in the statements ``call()`` executes."""
+def _statements(engine: Engine, call) -> list[str]:
+    """The statements ``call()`` executes."""
     statements: list[str] = []
 
     def record(conn, cursor, statement, *args) -> None:
@@ -552,7 +552,13 @@ def _tables_read(engine: Engine, call) -> set[str]:
         call()
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    return set(re.findall(r"\brollup_[a-z_]+_(?:hour|day|week|month)\b", " ".join(statements)))
+    return statements
+
+
+def _tables_read(engine: Engine, call) -> set[str]:
+    """The rollup tables (of a grain) named in the statements ``call()`` executes."""
+    statements = " ".join(_statements(engine, call))
+    return set(re.findall(r"\brollup_[a-z_]+_(?:hour|day|week|month)\b", statements))
 
 
 @pytest.mark.parametrize(
@@ -615,13 +621,20 @@ def test_trend_percentiles_of_whole_units_come_from_the_stored_quantiles(rolled,
             assert not {f"rollup_{sketch}_all_day", f"rollup_{sketch}_day"} & tables, tables
 
 
-def test_distinct_users_of_a_range_read_whole_weeks_from_the_week_sets(rolled):
-    """2026-10-15 .. 11-12 (watermark 11-06 13:00): the ISO weeks from 10-19 to 11-02 come
-    from the weekly user sets, the days around them from the daily ones; the figure is the
-    raw one (compared in test_business_equals_raw for the same case)."""
+def test_distinct_users_of_a_range_read_its_whole_days_from_the_day_bitmaps(rolled):
+    """2026-10-15 .. 11-12 (watermark 11-06 13:00): the whole UTC days 10-15 .. 11-05 come
+    from the users' active-day bitmaps (no day, week or month set is read), the hours of
+    11-06 from the hour sets, the rest raw; the figure is the raw one."""
     ctx, engine, wm = _ctx("scope"), rolled.engine, rolled.watermark
-    tables = _tables_read(engine, lambda: rollup_business.kpis(engine, ctx, wm, COSTS))
-    assert {"rollup_active_users_week", "rollup_active_users_day"} <= tables
+    for call in (
+        lambda: rollup_business.kpis(engine, ctx, wm, COSTS),
+        lambda: rollup_business.by_tenant(engine, ctx, wm, COSTS),
+    ):
+        tables = _tables_read(engine, call)
+        assert "rollup_active_user_days" in " ".join(_statements(engine, call))
+        assert {t for t in tables if t.startswith("rollup_active_users_")} == {
+            "rollup_active_users_hour"
+        }
     assert (
         rollup_business.kpis(engine, ctx, wm, COSTS)["active_users"]
         == (business.kpis(engine, ctx, COSTS)["active_users"])

@@ -30,6 +30,8 @@ from analytics_core.rollup import refresh as refresh_module
 from analytics_core.rollup.refresh import refresh
 from analytics_core.rollup.schema import (
     COUNT_GRAINS,
+    DAY_BITS,
+    DAY_WORDS,
     GRAINS,
     PROJECTION_TABLES,
     PROJECTIONS,
@@ -38,6 +40,7 @@ from analytics_core.rollup.schema import (
     STATE_KEY,
     TABLES,
     USER_COUNTS,
+    USER_DAYS,
     rollup_exists,
     rollup_state,
     rollup_table,
@@ -116,6 +119,22 @@ def expected_user_counts(data: Dataset, wm: datetime) -> dict[tuple[str, str], p
         out[("all", g)] = users.groupby("bucket").user_id.nunique().rename("active_users")
         out[("all", g)] = out[("all", g)].reset_index()
     return out
+
+
+def expected_user_days(data: Dataset, wm: datetime) -> pd.DataFrame:
+    """Per UTC year, tenant and user: bit d % 62 of word d // 62 set for each whole UTC
+    day d (1 January = 0) of the year on which the user was active."""
+    days = _user_sets(data, "day", wm)
+    rows: dict[tuple, list[int]] = {}
+    for day, tenant, user in days[["bucket", "tenant_id", "user_id"]].itertuples(index=False):
+        year = pd.Timestamp(datetime(day.year, 1, 1, tzinfo=UTC))
+        index = day.day_of_year - 1
+        words = rows.setdefault((year, tenant, user), [0] * DAY_WORDS)
+        words[index // DAY_BITS] |= 1 << (index % DAY_BITS)
+    return pd.DataFrame(
+        [(*key, *words) for key, words in rows.items()],
+        columns=["bucket", "tenant_id", "user_id", *(f"days_{k}" for k in range(DAY_WORDS))],
+    )
 
 
 def expected_quantiles(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.DataFrame]:
@@ -233,6 +252,7 @@ def read_tables(engine: Engine) -> dict[tuple[str, ...], pd.DataFrame]:
         **{(n, g, label): t for (n, label, g), t in PROJECTION_TABLES.items()},
         **{(f"user_counts_{label}", g): t for (label, g), t in USER_COUNTS.items()},
         **{(f"{name}_quantiles", g): t for (name, g), t in QUANTILE_TABLES.items()},
+        ("user_days",): USER_DAYS,
     }
     out = {}
     with engine.connect() as conn:
@@ -276,6 +296,11 @@ def assert_rollups_equal(engine: Engine, data: Dataset, wm: datetime) -> None:
         pd.testing.assert_frame_equal(
             actual[(f"user_counts_{label}", grain)], _normal(frame, table), obj=table.name
         )
+    want = expected_user_days(data, wm)
+    assert len(want) > 0 and (want.days_1 > 0).any()  # more than one word in use
+    pd.testing.assert_frame_equal(
+        actual[("user_days",)], _normal(want, USER_DAYS), obj=USER_DAYS.name
+    )
     for (name, grain), frame in expected_quantiles(data, wm).items():
         table = QUANTILE_TABLES[(name, grain)]
         assert len(frame) > 0, table.name
