@@ -23,6 +23,7 @@ from sqlalchemy import (
     cast,
     extract,
     func,
+    literal,
     select,
 )
 
@@ -43,7 +44,7 @@ from analytics_core.rollup.read import (
     union_rows,
 )
 from analytics_core.rollup.refresh import merge_ranges
-from analytics_core.rollup.tiles import plan, spans
+from analytics_core.rollup.tiles import bucket_boundaries, plan, spans
 from analytics_core.rollup.units import counts_table, read_units, split_buckets
 from analytics_core.rollup.user_days import active_on
 from analytics_core.schema import api_requests as ar
@@ -83,8 +84,9 @@ def _rows(
         pieces = clip(pieces, within)
     filtered = filtered_dims(ctx)
 
-    def part(t, **values) -> Select:
-        row = shaped(SHAPE, ts=t.c.bucket, tenant_id=t.c.get("tenant_id"), **values)
+    def part(t, ts=None, **values) -> Select:
+        ts = t.c.bucket if ts is None else ts
+        row = shaped(SHAPE, ts=ts, tenant_id=t.c.get("tenant_id"), **values)
         return select(*row).where(ctx.where(None, tenant=t.c.get("tenant_id")))
 
     def raw(table, ts, **values) -> Select:
@@ -98,19 +100,28 @@ def _rows(
     if users:
         keep = keep | {"user_id"}
 
-        def user(t) -> Select:
-            return part(t, user_id=t.c.user_id)
-
+        # Whole days from the day bitmaps: over the whole range, or per output bucket
+        # when few buckets have any (a trend's partial first and current weeks).
+        days = merge_ranges([*spans(pieces, "month"), *spans(pieces, "day")])
+        by_bucket = _per_bucket(ctx, days) if "ts" in keep else {None: days}
         sets, bitmaps = pieces, []
-        if "ts" not in keep:  # over the whole range: its whole days from the day bitmaps
-            days = merge_ranges([*spans(pieces, "month"), *spans(pieces, "day")])
+        if days and len(by_bucket) <= BITMAP_BUCKETS:
             sets = [p for p in pieces if p.tier not in ("month", "day")]
-            bitmaps = active_on(days, user)
+            for start, intervals in by_bucket.items():
+                ts = None if start is None else literal(start, DateTime(timezone=True))
+                bitmaps += active_on(intervals, lambda t, ts=ts: part(t, ts, user_id=t.c.user_id))
         return union_rows(
             [
                 raw(ar, ar.c.ts, user_id=ar.c.user_id),
                 raw(us, us.c.started_at, user_id=us.c.user_id),
-                *rollup_parts(sets, "active_users", user, SHAPE, keep, filtered),
+                *rollup_parts(
+                    sets,
+                    "active_users",
+                    lambda t: part(t, user_id=t.c.user_id),
+                    SHAPE,
+                    keep,
+                    filtered,
+                ),
                 *bitmaps,
             ]
         )
@@ -144,6 +155,25 @@ def _rows(
             *rolled("detections", lambda t: part(t, exec_ms=t.c.exec_ms_sum)),
         ]
     )
+
+
+# A trend reads per-bucket bitmaps (one scan of a year's bitmaps each) for at most this many
+# buckets with whole days outside the stored counts; more read the day sets.
+BITMAP_BUCKETS = 4
+
+
+def _per_bucket(
+    ctx: QueryContext, days: list[tuple[datetime, datetime]]
+) -> dict[datetime | None, list[tuple[datetime, datetime]]]:
+    """The whole-day ``days`` of a trend cut at its bucket boundaries, per bucket start
+    (a moment inside the bucket, which the trend's bucketing maps back to it)."""
+    f = ctx.filters
+    out: dict[datetime | None, list[tuple[datetime, datetime]]] = {}
+    for lo, hi in days:
+        edges = [lo, *bucket_boundaries(f, lo, hi), hi]
+        for a, b in zip(edges, edges[1:], strict=False):
+            out.setdefault(a, []).append((a, b))
+    return out
 
 
 def _sums(ctx: QueryContext, watermark: datetime | None, keys: list[str]) -> Select:
