@@ -462,7 +462,8 @@ def _replace(conn: Connection, table: Table, ranges: Sequence[Range], make_inser
     written = 0
     for chunk in _chunks(ranges):
         conn.execute(delete(table).where(in_ranges(table.c.bucket, chunk)))
-        result = conn.execute(make_insert(chunk))
+        # preserve_rowcount: SQLAlchemy otherwise reports -1 for INSERT ... SELECT.
+        result = conn.execute(make_insert(chunk).execution_options(preserve_rowcount=True))
         if result.rowcount is not None and result.rowcount >= 0:
             written += result.rowcount
         else:  # a driver that does not report it: count what is there now
@@ -599,9 +600,9 @@ def _refresh_user_days(conn: Connection, days: list[Range], rows: dict[str, int]
         try:
             conn.execute(insert(staged).from_select(columns, query))
             conn.execute(delete(USER_DAYS).where(USER_DAYS.c.bucket == year))
-            conn.execute(insert(USER_DAYS).from_select(columns, select(staged)))
-            count = select(func.count()).select_from(staged)
-            rows[USER_DAYS.name] += conn.execute(count).scalar_one()
+            copy = insert(USER_DAYS).from_select(columns, select(staged))
+            result = conn.execute(copy.execution_options(preserve_rowcount=True))
+            rows[USER_DAYS.name] += max(result.rowcount, 0)
         finally:
             staged.drop(conn)
 
