@@ -257,6 +257,23 @@ def test_read_only_engines_refuse_writes(seeded_pg, duckdb_url):
         engine.dispose()
 
 
+def test_serial_reads_turn_parallel_workers_off_for_their_own_statement_only(seeded_pg):
+    from sqlalchemy import text
+
+    from analytics_core.sources.database import read_frame
+
+    engine = make_engine(seeded_pg)
+    setting = text("SELECT current_setting('max_parallel_workers_per_gather') AS workers")
+    try:
+        default = read_frame(engine, setting)["workers"].item()
+        assert default != "0"  # the server's default, so the check below can fail
+        assert read_frame(engine, setting, serial=True)["workers"].item() == "0"
+        # The pooled connection goes back as it was: the next raw scan may use workers.
+        assert read_frame(engine, setting)["workers"].item() == default
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("url", "code", "message"),
     [

@@ -38,6 +38,7 @@ from analytics_core.rollup.read import (
     flag,
     grouped,
     raw_part,
+    read_rollup,
     rollup_parts,
     shaped,
     sum_as,
@@ -52,7 +53,6 @@ from analytics_core.schema import detection_results as dr
 from analytics_core.schema import tenants as tn
 from analytics_core.schema import user_sessions as us
 from analytics_core.schema import users as u
-from analytics_core.sources.database import read_frame
 
 SHAPE = {
     "ts": DateTime(timezone=True),
@@ -237,8 +237,8 @@ def kpis(
     engine: Engine, ctx: QueryContext, watermark: datetime | None, costs: Costs
 ) -> dict[str, float | int | None]:
     """As :func:`analytics_core.queries.business.kpis`."""
-    row = first_row(read_frame(engine, _sums(ctx, watermark, [])))
-    row["active_users"] = first_row(read_frame(engine, _distinct_users(ctx, watermark, [])))[
+    row = first_row(read_rollup(engine, _sums(ctx, watermark, [])))
+    row["active_users"] = first_row(read_rollup(engine, _distinct_users(ctx, watermark, [])))[
         "active_users"
     ]
     api_calls = int(row["api_calls"] or 0)
@@ -262,11 +262,11 @@ def trend(
     sums = _sums(ctx, watermark, ["bucket"]).subquery()
     columns = ["new_users", "sessions", "api_calls", "data_processed_gb", "compute_hours"]
     stmt = select(sums.c.bucket, *(sums.c[c] for c in columns)).order_by(sums.c.bucket)
-    frame = read_frame(engine, stmt)
+    frame = read_rollup(engine, stmt)
     counted, rest = _counted_users(engine, ctx, watermark)
     users = [counted]
     if rest:
-        users.append(read_frame(engine, _distinct_users(ctx, watermark, ["bucket"], rest)))
+        users.append(read_rollup(engine, _distinct_users(ctx, watermark, ["bucket"], rest)))
     users = [u for u in users if not u.empty]
     if users:
         active = pd.concat(users, ignore_index=True)
@@ -308,7 +308,7 @@ def by_tenant(
         .where(ctx.where(None, tn.c.tenant_id))
         .order_by(tn.c.tenant_id)
     )
-    frame = read_frame(engine, stmt)
+    frame = read_rollup(engine, stmt)
     frame = numeric(frame, ("active_users", "api_calls"), ("data_processed_gb", "compute_hours"))
     frame["data_processed_gb"] = frame["data_processed_gb"].fillna(0.0)
     frame["compute_hours"] = frame["compute_hours"].fillna(0.0)

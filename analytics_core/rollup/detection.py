@@ -24,6 +24,7 @@ from analytics_core.rollup.read import (
     flag,
     grouped,
     raw_part,
+    read_rollup,
     resolve_percentiles,
     rollup_parts,
     shaped,
@@ -37,7 +38,6 @@ from analytics_core.rollup.tiles import plan
 from analytics_core.rollup.units import overlay, quantiles_table, split_buckets, stored_quantiles
 from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
-from analytics_core.sources.database import read_frame
 
 SHAPE = {
     "ts": DateTime(timezone=True),
@@ -240,7 +240,7 @@ def _figures(
     )
     if keys:  # a group exists where a run does (feedback alone does not make one)
         stmt = stmt.where(t.c.detections > 0)
-    frame = read_frame(engine, stmt.order_by(*(t.c[k] for k in keys)))
+    frame = read_rollup(engine, stmt.order_by(*(t.c[k] for k in keys)))
     if counted and table is not None:
         frame = overlay(frame, stored_quantiles(engine, table, counted, ctx.filters, QUANTILES))
     names = [n for n in names if n not in QUANTILES or n in quantiles]
@@ -304,5 +304,5 @@ def algorithm_shares(engine: Engine, ctx: QueryContext, watermark: datetime | No
         .having(sum_as(rows.c.detections, BigInteger) > 0)
         .order_by(rows.c.algorithm)
     )
-    frame = numeric(read_frame(engine, stmt), ("runs", "failed"), ("total_ms",))
+    frame = numeric(read_rollup(engine, stmt), ("runs", "failed"), ("total_ms",))
     return shares(frame, {"runs": "run_share", "failed": "failure_share", "total_ms": "time_share"})

@@ -22,6 +22,7 @@ from analytics_core.rollup.read import (
     flag,
     grouped,
     raw_part,
+    read_rollup,
     resolve_percentiles,
     rollup_parts,
     shaped,
@@ -34,7 +35,6 @@ from analytics_core.rollup.sketch import bin_expr, bin_of, bin_value
 from analytics_core.rollup.tiles import plan
 from analytics_core.rollup.units import overlay, quantiles_table, split_buckets, stored_quantiles
 from analytics_core.schema import api_requests as ar
-from analytics_core.sources.database import read_frame
 
 SHAPE = {
     "ts": DateTime(timezone=True),
@@ -158,7 +158,7 @@ def _figures(
         t.c.sketch_n,
         *(t.c[f"{name}__{s}"] for name in QUANTILES for s in ("lo", "hi")),
     )
-    frame = read_frame(engine, stmt.order_by(*(t.c[k] for k in keys)))
+    frame = read_rollup(engine, stmt.order_by(*(t.c[k] for k in keys)))
     if counted and table is not None:
         frame = overlay(frame, stored_quantiles(engine, table, counted, ctx.filters, QUANTILES))
     return resolve_percentiles(frame, QUANTILES)[[*keys, *_FIGURES]]
@@ -221,7 +221,7 @@ def endpoint_shares(
         .group_by(rows.c.endpoint)
         .order_by(rows.c.endpoint)
     )
-    frame = numeric(read_frame(engine, stmt), ("requests", "slow", "errors"), ("total_ms",))
+    frame = numeric(read_rollup(engine, stmt), ("requests", "slow", "errors"), ("total_ms",))
     return shares(
         frame,
         {

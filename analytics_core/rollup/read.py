@@ -33,6 +33,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Double,
+    Engine,
     Select,
     Subquery,
     Table,
@@ -57,6 +58,7 @@ from analytics_core.queries.common import bucket, in_range
 from analytics_core.rollup.schema import key_columns, smallest_table
 from analytics_core.rollup.sketch import GAMMA, ZERO_BIN
 from analytics_core.rollup.tiles import RAW, Piece, spans
+from analytics_core.sources.database import read_frame
 
 # A reader's row shape: column name -> type (every part of the union is cast to it).
 Shape = Mapping[str, TypeEngine]
@@ -262,6 +264,12 @@ def sketch_totals(
         *(sketch.c[c.name] for c in sketch.c if c.name.endswith(("__lo", "__hi"))),
     ).select_from(sums.outerjoin(sketch, on))
     return stmt.subquery("totals")
+
+
+def read_rollup(engine: Engine, stmt: Select) -> pd.DataFrame:
+    """A reader's statement (rollup rows and a raw tail) run without parallel workers:
+    see :func:`analytics_core.sources.database.read_frame`."""
+    return read_frame(engine, stmt, serial=True)
 
 
 def bin_values(bins: pd.Series) -> np.ndarray:

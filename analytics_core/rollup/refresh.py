@@ -596,15 +596,14 @@ def _refresh_user_days(conn: Connection, days: list[Range], rows: dict[str, int]
             *(Column(c.name, c.type) for c in USER_DAYS.columns),
             prefixes=["TEMPORARY"],
         )
+        # Created in the run's transaction: a failure rolls it back with everything else.
         staged.create(conn)
-        try:
-            conn.execute(insert(staged).from_select(columns, query))
-            conn.execute(delete(USER_DAYS).where(USER_DAYS.c.bucket == year))
-            copy = insert(USER_DAYS).from_select(columns, select(staged))
-            result = conn.execute(copy.execution_options(preserve_rowcount=True))
-            rows[USER_DAYS.name] += max(result.rowcount, 0)
-        finally:
-            staged.drop(conn)
+        conn.execute(insert(staged).from_select(columns, query))
+        conn.execute(delete(USER_DAYS).where(USER_DAYS.c.bucket == year))
+        copy = insert(USER_DAYS).from_select(columns, select(staged))
+        result = conn.execute(copy.execution_options(preserve_rowcount=True))
+        rows[USER_DAYS.name] += max(result.rowcount, 0)
+        staged.drop(conn)
 
 
 def quantile_insert(source: Table, target: Table, grain: str, ranges: Sequence[Range]):
@@ -685,6 +684,12 @@ def refresh(
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+        older = select(rollup_state.c.name).where(rollup_state.c.name != STATE_KEY)
+        if conn.execute(older).first() is not None:
+            # Tables of an older layout: derived data, possibly with other columns, that
+            # CREATE IF NOT EXISTS would keep as they are. Start again from nothing.
+            metadata.drop_all(conn)
+            metadata.create_all(conn)
         old_wm = _utc(
             conn.execute(
                 select(rollup_state.c.watermark).where(rollup_state.c.name == STATE_KEY)

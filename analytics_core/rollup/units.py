@@ -15,7 +15,7 @@ from sqlalchemy import Engine, Select, Table, select
 
 from analytics_core.context import QueryContext
 from analytics_core.filters import Filters
-from analytics_core.rollup.read import filtered_dims, restrict
+from analytics_core.rollup.read import filtered_dims, read_rollup, restrict
 from analytics_core.rollup.refresh import merge_ranges
 from analytics_core.rollup.schema import (
     QUANTILE_LEVELS,
@@ -25,7 +25,6 @@ from analytics_core.rollup.schema import (
     rollup_table,
 )
 from analytics_core.rollup.tiles import bucket_boundaries, floor_unit, next_unit
-from analytics_core.sources.database import read_frame
 
 Interval = tuple[datetime, datetime]
 
@@ -79,7 +78,7 @@ def read_units(engine: Engine, stmt: Select, counted: list[Interval], filters: F
     """``stmt`` (over a per-unit table, ``bucket`` its first column) for the ``counted``
     buckets, their starts labelled as the trend queries label buckets."""
     table_bucket = stmt.selected_columns[0]
-    frame = read_frame(engine, restrict(stmt, table_bucket, merge_ranges(counted)))
+    frame = read_rollup(engine, restrict(stmt, table_bucket, merge_ranges(counted)))
     zone = "UTC" if filters.granularity == "hour" else filters.tz
     frame["bucket"] = (
         pd.to_datetime(frame["bucket"], utc=True).dt.tz_convert(zone).dt.tz_localize(None)

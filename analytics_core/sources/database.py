@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.sql import Executable
 
@@ -65,10 +65,7 @@ def make_engine(url: str, read_only: bool = True) -> Engine:
         # this connection only, a few of which run at once (QUERY_WORKERS).
         # jit=off: a page's statements are short; compiling them (about 0.1 s measured on
         # a year of rollup rows) costs more than it saves.
-        # max_parallel_workers_per_gather=0: a page already runs its statements at once
-        # (QUERY_WORKERS); parallel workers on top oversubscribe the cores (Business page
-        # at 10M rows: 530 ms with them, 320 ms without, on 2 cores).
-        options = ["-c work_mem=64MB", "-c jit=off", "-c max_parallel_workers_per_gather=0"]
+        options = ["-c work_mem=64MB", "-c jit=off"]
         if read_only:
             options.append("-c default_transaction_read_only=on")
         connect_args["options"] = " ".join(options)
@@ -102,9 +99,18 @@ def database_errors(engine: Engine) -> Iterator[None]:
         raise
 
 
-def read_frame(engine: Engine, stmt: Executable) -> pd.DataFrame:
-    """Run an aggregate query and return its (small) result as a DataFrame."""
+def read_frame(engine: Engine, stmt: Executable, *, serial: bool = False) -> pd.DataFrame:
+    """Run an aggregate query and return its (small) result as a DataFrame.
+
+    ``serial``: without PostgreSQL's parallel workers, for the short statements over
+    rollup rows that a page runs several at once (QUERY_WORKERS): workers on top of those
+    oversubscribe the cores (the Business page at 10M rows: 530 ms with them, 320 ms
+    without, on 2 cores). Scans of raw event tables keep them: there they pay."""
     with database_errors(engine), engine.connect() as conn:
+        if serial and conn.dialect.name == "postgresql":
+            # LOCAL: for this transaction only, which ends when the connection goes back
+            # to the pool.
+            conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         result = conn.execute(stmt)
         # Plain tuples: pandas probes a Row for attributes, twice as slow per row.
         rows = [tuple(row) for row in result.fetchall()]

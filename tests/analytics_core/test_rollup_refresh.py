@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     update,
 )
 
@@ -441,6 +442,13 @@ def test_a_rollup_of_an_older_layout_is_not_read_and_is_rebuilt_in_full(writer, 
         conn.execute(update(rollup_state).values(name="watermark"))
         for table in QUANTILE_TABLES.values():
             conn.execute(delete(table))
+        # ... one of them with fewer columns, which CREATE IF NOT EXISTS would keep.
+        USER_DAYS.drop(conn)
+        conn.execute(
+            text(
+                f"CREATE TABLE {USER_DAYS.name} (bucket timestamptz, tenant_id text, user_id text)"
+            )
+        )
     assert watermark(writer) is None and not rollup_exists(writer)
     again = refresh(writer, now=NOW)
     assert again.old_watermark is None and again.new_watermark == first.new_watermark
