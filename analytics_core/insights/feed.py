@@ -14,7 +14,7 @@ from analytics_core.config import Config
 from analytics_core.context import QueryContext
 from analytics_core.insights import compare
 from analytics_core.insights.model import Insight, rank
-from analytics_core.insights.stories.anomaly import metric_anomalies
+from analytics_core.insights.stories.anomaly import history_filters, metric_anomalies
 from analytics_core.insights.stories.bottleneck import bottleneck_insights, bottleneck_tables
 from analytics_core.insights.stories.capacity import capacity_insights
 from analytics_core.insights.stories.change import significant_changes
@@ -53,8 +53,11 @@ def build_insights(
         BUCKET_WIDTH[filters.granularity],
         observed_days=observed_days,
     )
-    found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"])
-    found += metric_trends(sources, config, ctx, series)
+    history = history_filters(filters)
+    past = sources.trends(ctx.with_filters(history), config.costs)
+    found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"], past)
+    daily = past if history.granularity == "day" and history.end == filters.end else None
+    found += metric_trends(sources, config, ctx, series, daily)
     found += significant_changes(current, previous, changes, currency)
     found += bottleneck_insights(tables)
     found += capacity_insights(sources, config, ctx)

@@ -35,23 +35,30 @@ def _start(filters: Filters) -> pd.Timestamp:
     return pd.Timestamp(filters.start)
 
 
+def history_filters(filters: Filters) -> Filters:
+    """The range with the history its anomalies are judged against: 28 days by hour for
+    ranges up to 31 days, else 180 days by day."""
+    hourly = filters.length <= timedelta(days=31)
+    return replace(
+        filters,
+        start=filters.start - (HOURLY_HISTORY if hourly else DAILY_HISTORY),
+        granularity="hour" if hourly else "day",
+    )
+
+
 def metric_anomalies(
     sources: Sources,
     config: Config,
     ctx: QueryContext,
     current: dict[str, float | int | None],
     endpoints: pd.DataFrame,
+    frames: dict[str, pd.DataFrame],
 ) -> list[Insight]:
-    """``endpoints``: the range's endpoint shares, the usual picture an episode is set against.
-    Only buckets complete by ``ctx.now`` are scored or used as history."""
+    """``endpoints``: the range's endpoint shares, the usual picture an episode is set against;
+    ``frames``: the trends over :func:`history_filters`. Only buckets complete by
+    ``ctx.now`` are scored or used as history."""
     filters = ctx.filters
-    hourly = filters.length <= timedelta(days=31)
-    history = replace(
-        filters,
-        start=filters.start - (HOURLY_HISTORY if hourly else DAILY_HISTORY),
-        granularity="hour" if hourly else "day",
-    )
-    frames = sources.trends(ctx.with_filters(history), config.costs)
+    history = history_filters(filters)
     sensitivity = config.insights.sensitivity
     out: list[Insight] = []
     learning: dict[str, list[str]] = {}

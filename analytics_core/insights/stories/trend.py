@@ -28,16 +28,27 @@ def metric_trends(
     config: Config,
     ctx: QueryContext,
     series: dict[str, pd.DataFrame],
+    daily_history: dict[str, pd.DataFrame] | None = None,
 ) -> list[Insight]:
+    """``daily_history``: daily trends over a span ending where the range ends (the
+    anomaly history), when the caller has them."""
     filters = ctx.filters
     if filters.length < timedelta(days=8):
         return []
-    # Daily values: the page's own series when it is already by day.
-    frames = (
-        series
-        if filters.granularity == "day"
-        else sources.trends(ctx.with_filters(replace(filters, granularity="day")), config.costs)
-    )
+    # Daily values: the page's own series when it is already by day; else the days of the
+    # daily history that begin in the range (the days a daily trend of the range holds
+    # whole: its partial first day, left out below, is the one day beginning before).
+    if filters.granularity == "day":
+        frames = series
+    elif daily_history is not None:
+        start = pd.Timestamp(filters.start)
+        frames = {
+            name: frame[frame["bucket"] >= start].reset_index(drop=True)
+            for name, frame in daily_history.items()
+        }
+    else:
+        daily = ctx.with_filters(replace(filters, granularity="day"))
+        frames = sources.trends(daily, config.costs)
     out = []
     for metric in WATCHED:
         # Partial first/last days would bias a daily trend.

@@ -281,3 +281,34 @@ def test_the_error_rate_change_is_not_told_beside_the_burst(feed_7d):
     assert not [i for i in feed_7d.insights if i.kind == "change" and i.kpi == "error_rate"]
     for insight in feed_7d.insights:  # labels, not config keys
         assert "(error_rate)" not in insight.message and "-0.00" not in insight.message
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris"])
+def test_weekly_trend_stories_from_the_daily_history_equal_their_own_daily_fetch(demo_url, tz):
+    """A weekly range's trend stories take their daily values from the anomaly history
+    (the days that begin in the range) rather than fetching a daily trend again: the same
+    stories, with the same numbers, as from their own fetch, for a range starting mid-day."""
+    from dataclasses import replace
+
+    from analytics_core.context import QueryContext
+    from analytics_core.insights.stories.anomaly import history_filters
+    from analytics_core.insights.stories.trend import metric_trends
+    from analytics_core.sources.areas import sources_for
+
+    engine = make_engine(demo_url)
+    config = load_config()
+    config = config.model_copy(
+        update={"insights": config.insights.model_copy(update={"trend_alpha": 0.5})}
+    )
+    filters = make_filters(END - timedelta(days=45, hours=7), END, tz)
+    filters = replace(filters, granularity="week")
+    ctx, sources = QueryContext(filters, END), sources_for(engine)
+    history = history_filters(filters)
+    past = sources.trends(ctx.with_filters(history), config.costs)
+    shared = metric_trends(sources, config, ctx, {}, past)
+    fetched = metric_trends(sources, config, ctx, {}, None)
+    engine.dispose()
+    assert shared, "a loose alpha so that some trend is told: the comparison checks something"
+    assert [(i.kpi, i.message, i.details) for i in shared] == [
+        (i.kpi, i.message, i.details) for i in fetched
+    ]
