@@ -56,9 +56,11 @@ def build_insights(
     history = history_filters(filters)
     past = sources.trends(ctx.with_filters(history), config.costs)
     found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"], past)
+    # Daily history up to the range's end: the trend and capacity stories take their days
+    # from it rather than fetching them again.
     daily = past if history.granularity == "day" and history.end == filters.end else None
     found += metric_trends(sources, config, ctx, series, daily)
     found += significant_changes(current, previous, changes, currency)
     found += bottleneck_insights(tables)
-    found += capacity_insights(sources, config, ctx)
+    found += capacity_insights(sources, config, ctx, daily)
     return rank(drop_restated_changes(merge_incidents(found)))

@@ -27,10 +27,21 @@ CAPACITY_METRICS = {
 }
 
 
-def capacity_insights(sources: Sources, config: Config, ctx: QueryContext) -> list[Insight]:
+def capacity_insights(
+    sources: Sources,
+    config: Config,
+    ctx: QueryContext,
+    daily_history: dict[str, pd.DataFrame] | None = None,
+) -> list[Insight]:
+    """``daily_history``: daily trends over at least the last 90 days up to the range's
+    end (the anomaly history), when the caller has them."""
     end = ctx.filters.observed_end(ctx.now)
     span = replace(ctx.filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
-    daily = sources.business.trend(ctx.with_filters(span), config.costs)
+    if daily_history is not None:  # its days that begin in the span (see metric_trends)
+        history = daily_history["business_trend"]
+        daily = history[history["bucket"] >= pd.Timestamp(span.start)].reset_index(drop=True)
+    else:
+        daily = sources.business.trend(ctx.with_filters(span), config.costs)
     frame = since_first_activity(complete_buckets(daily), "business_trend")
     out = []
     for name, (column, label, kpi) in CAPACITY_METRICS.items():

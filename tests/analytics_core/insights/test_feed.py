@@ -312,3 +312,29 @@ def test_weekly_trend_stories_from_the_daily_history_equal_their_own_daily_fetch
     assert [(i.kpi, i.message, i.details) for i in shared] == [
         (i.kpi, i.message, i.details) for i in fetched
     ]
+
+
+def test_capacity_stories_from_the_daily_history_equal_their_own_daily_fetch(demo_url):
+    """The capacity forecast of a long range takes its last 90 days from the anomaly
+    history: the same stories and forecasts as from its own fetch."""
+    from dataclasses import replace
+
+    from analytics_core.context import QueryContext
+    from analytics_core.insights.stories.anomaly import history_filters
+    from analytics_core.insights.stories.capacity import capacity_insights
+    from analytics_core.sources.areas import sources_for
+
+    engine = make_engine(demo_url)
+    config = load_config()
+    filters = replace(make_filters(END - timedelta(days=50, hours=5), END), granularity="week")
+    ctx, sources = QueryContext(filters, END), sources_for(engine)
+    past = sources.trends(ctx.with_filters(history_filters(filters)), config.costs)
+    shared = capacity_insights(sources, config, ctx, past)
+    fetched = capacity_insights(sources, config, ctx, None)
+    engine.dispose()
+    assert shared, "the demo's volume gives a forecast: the comparison checks something"
+    assert [(i.kpi, i.message, i.status) for i in shared] == [
+        (i.kpi, i.message, i.status) for i in fetched
+    ]
+    for mine, theirs in zip(shared, fetched, strict=True):
+        pd.testing.assert_frame_equal(mine.evidence, theirs.evidence)
