@@ -35,7 +35,7 @@ from analytics_core.rollup.read import (
 )
 from analytics_core.rollup.sketch import bin_expr
 from analytics_core.rollup.tiles import plan
-from analytics_core.rollup.units import overlay, quantiles_table, split_buckets, stored_quantiles
+from analytics_core.rollup.units import stored_split, with_stored
 from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
 
@@ -212,9 +212,7 @@ def _figures(
     quantiles = QUANTILES if percentiles else {}
     keep = {"ts" if k == "bucket" else k for k in keys} | ({"bin"} if percentiles else set())
     # A trend's whole closed units read their stored quantiles rather than their sketches.
-    table = quantiles_table(ctx, "detection_runtime") if keys == ["bucket"] else None
-    counted, rest = split_buckets(ctx, watermark, True) if table is not None else ([], [])
-    within = rest if counted else None
+    table, counted, within = stored_split(ctx, watermark, "detection_runtime", keys)
     rows = grouped(
         _rows(ctx, watermark, keep, feedback, within, sketch=percentiles), keys, ctx.filters
     )
@@ -241,8 +239,7 @@ def _figures(
     if keys:  # a group exists where a run does (feedback alone does not make one)
         stmt = stmt.where(t.c.detections > 0)
     frame = read_rollup(engine, stmt.order_by(*(t.c[k] for k in keys)))
-    if counted and table is not None:
-        frame = overlay(frame, stored_quantiles(engine, table, counted, ctx.filters, QUANTILES))
+    frame = with_stored(engine, frame, table, counted, ctx.filters, QUANTILES)
     names = [n for n in names if n not in QUANTILES or n in quantiles]
     return resolve_percentiles(frame, quantiles)[[*keys, *names]]
 

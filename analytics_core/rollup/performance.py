@@ -33,7 +33,7 @@ from analytics_core.rollup.read import (
 )
 from analytics_core.rollup.sketch import bin_expr, bin_of, bin_value
 from analytics_core.rollup.tiles import plan
-from analytics_core.rollup.units import overlay, quantiles_table, split_buckets, stored_quantiles
+from analytics_core.rollup.units import stored_split, with_stored
 from analytics_core.schema import api_requests as ar
 
 SHAPE = {
@@ -142,9 +142,7 @@ def _figures(
 ) -> pd.DataFrame:
     keep = {"ts" if k == "bucket" else k for k in keys} | {"bin"}
     # A trend's whole closed units read their stored quantiles rather than their sketches.
-    table = quantiles_table(ctx, "request_latency") if keys == ["bucket"] else None
-    counted, rest = split_buckets(ctx, watermark, True) if table is not None else ([], [])
-    within = rest if counted else None
+    table, counted, within = stored_split(ctx, watermark, "request_latency", keys)
     rows = grouped(_rows(ctx, watermark, keep, sketch_within=within), keys, ctx.filters)
     t = sketch_totals(rows, keys, _ADDITIVE, QUANTILES)
     error_rate = ratio(t.c.errors, t.c.requests)
@@ -159,8 +157,7 @@ def _figures(
         *(t.c[f"{name}__{s}"] for name in QUANTILES for s in ("lo", "hi")),
     )
     frame = read_rollup(engine, stmt.order_by(*(t.c[k] for k in keys)))
-    if counted and table is not None:
-        frame = overlay(frame, stored_quantiles(engine, table, counted, ctx.filters, QUANTILES))
+    frame = with_stored(engine, frame, table, counted, ctx.filters, QUANTILES)
     return resolve_percentiles(frame, QUANTILES)[[*keys, *_FIGURES]]
 
 

@@ -422,6 +422,18 @@ def _widen(ranges: Sequence[Range], grain: str, limit: datetime) -> list[Range]:
     return merge_ranges(out)
 
 
+def _touched(hours: list[Range], new_wm: datetime) -> dict[str, list[Range]]:
+    """The whole hours, days, ISO weeks and months touching ``hours``, each kept only up
+    to the last unit the watermark closes."""
+    days = _widen(hours, "day", floor_day(new_wm))
+    return {
+        "hour": hours,
+        "day": days,
+        "week": _widen(days, "week", floor_unit(new_wm, "week")),
+        "month": _widen(days, "month", floor_month(new_wm)),
+    }
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -480,14 +492,14 @@ def _refresh_rollup(
     rows[rollup_table(rollup.name, "hour").name] = _replace(
         conn, rollup_table(rollup.name, "hour"), hours, lambda chunk: hour_insert(rollup, chunk)
     )
-    days = _widen(hours, "day", floor_day(new_wm))
+    touched = _touched(hours, new_wm)
+    days, months = touched["day"], touched["month"]
     rows[rollup_table(rollup.name, "day").name] = _replace(
         conn,
         rollup_table(rollup.name, "day"),
         days,
         lambda chunk: coarse_insert(rollup, "day", "hour", chunk),
     )
-    months = _widen(days, "month", floor_month(new_wm))
     rows[rollup_table(rollup.name, "month").name] = _replace(
         conn,
         rollup_table(rollup.name, "month"),
@@ -530,31 +542,24 @@ def _refresh_user_counts(
 ) -> None:
     """The distinct-user counts of every whole unit touching ``hours`` (whose user sets
     were just rebuilt), from the finest set table that tiles the unit."""
-    days = _widen(hours, "day", floor_day(new_wm))
-    weeks = _widen(days, "week", floor_unit(new_wm, "week"))
+    touched = _touched(hours, new_wm)
     week_sets = rollup_table("active_users", "week")
     rows[week_sets.name] = _replace(
         conn,
         week_sets,
-        weeks,
+        touched["week"],
         lambda chunk: summed_insert(rollup_table("active_users", "day"), week_sets, "week", chunk),
     )
-    ranges = {
-        "hour": ("hour", hours),
-        "day": ("day", days),
-        "week": ("week", weeks),
-        "month": ("month", _widen(days, "month", floor_month(new_wm))),
-    }
     for (_, grain), table in USER_COUNTS.items():
-        source_grain, spans = ranges[grain]
-        source = rollup_table("active_users", source_grain)
+        spans = touched[grain]
+        source = rollup_table("active_users", grain)
         rows[table.name] = _replace(
             conn,
             table,
             spans,
             lambda chunk, s=source, t=table, g=grain: count_insert(s, t, g, chunk),
         )
-    _refresh_user_days(conn, days, rows)
+    _refresh_user_days(conn, touched["day"], rows)
 
 
 def _refresh_user_days(conn: Connection, days: list[Range], rows: dict[str, int]) -> None:
@@ -631,15 +636,10 @@ def _refresh_quantiles(
 ) -> None:
     """The stored quantiles of sketch rollup ``name`` for every whole unit touching
     ``hours`` (whose sketches were just rebuilt): weeks from the days' sketches."""
-    days = _widen(hours, "day", floor_day(new_wm))
-    spans = {
-        "hour": ("hour", hours),
-        "day": ("day", days),
-        "week": ("day", _widen(days, "week", floor_unit(new_wm, "week"))),
-        "month": ("month", _widen(days, "month", floor_month(new_wm))),
-    }
+    touched = _touched(hours, new_wm)
     for grain in COUNT_GRAINS:
-        source_grain, ranges = spans[grain]
+        ranges = touched[grain]
+        source_grain = "day" if grain == "week" else grain  # no week tier of sketches
         source = PROJECTION_TABLES[(name, "all", source_grain)]
         target = QUANTILE_TABLES[(name, grain)]
         rows[target.name] = _replace(

@@ -104,6 +104,33 @@ def stored_quantiles(
     return read_units(engine, select(table.c.bucket, table.c.sketch_n, *bins), counted, filters)
 
 
+def stored_split(
+    ctx: QueryContext, watermark: datetime | None, sketch: str, keys: list[str]
+) -> tuple[Table | None, list[Interval], list[Interval] | None]:
+    """For a trend (``keys == ["bucket"]``): the stored quantiles of ``sketch`` that may
+    answer it, the buckets they answer, and the intervals left for the sketches (None:
+    the whole range). Other groupings merge the sketches everywhere."""
+    table = quantiles_table(ctx, sketch) if keys == ["bucket"] else None
+    if table is None:
+        return None, [], None
+    counted, rest = split_buckets(ctx, watermark, True)
+    return table, counted, rest if counted else None
+
+
+def with_stored(
+    engine: Engine,
+    frame: pd.DataFrame,
+    table: Table | None,
+    counted: list[Interval],
+    filters: Filters,
+    quantiles: Mapping[str, float],
+) -> pd.DataFrame:
+    """``frame`` with the sketch columns of the ``counted`` buckets from ``table``."""
+    if table is None or not counted:
+        return frame
+    return overlay(frame, stored_quantiles(engine, table, counted, filters, quantiles))
+
+
 def overlay(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (per ``bucket``) with the columns of ``stored`` taken from it for the
     buckets it has."""

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics_core.kpis import delta_color, format_delta, format_kpi
-from tests.ui.shown import column_config
+from tests.ui.shown import only_table
 
 
 @pytest.mark.parametrize(
@@ -100,10 +100,7 @@ def _table_app():
 
 
 def test_table_headers_are_human_and_formats_match_the_cards():
-    at = AppTest.from_function(_table_app).run()
-    assert not at.exception, at.exception
-    [shown] = at.dataframe
-    labels, formats = column_config(shown)
+    shown, labels, formats = only_table(_table_app)
     assert labels == {
         "endpoint": "Endpoint",
         "method": "Method",
@@ -205,10 +202,7 @@ def _bottleneck_tables_app():
 
 
 def test_bottleneck_table_has_human_headers_and_per_column_formats():
-    at = AppTest.from_function(_bottleneck_tables_app).run()
-    assert not at.exception, at.exception
-    [shown] = at.dataframe
-    labels, formats = column_config(shown)
+    shown, labels, formats = only_table(_bottleneck_tables_app)
     assert labels == {
         "algorithm": "Algorithm",
         "runs": "Runs",

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from analytics_app.ui.insights import ABOVE_FOLD, _evidence_chart, fold
 from analytics_core.insights import Insight
 from analytics_core.kpis import KPIS
-from tests.ui.shown import column_config
+from tests.ui.shown import only_table
 
 
 def _evidence(expected, half_width, values) -> pd.DataFrame:
@@ -222,10 +222,7 @@ def _bottleneck_feed_app() -> None:
 def test_bottleneck_evidence_table_reads_like_the_other_tables():
     # Was a bare st.dataframe: "algorithm | run_share | time_share | time_share (previous
     # period)" with 0.2771 for 27.71%.
-    at = AppTest.from_function(_bottleneck_feed_app).run()
-    assert not at.exception, at.exception
-    [evidence] = at.dataframe
-    labels, formats = column_config(evidence)
+    evidence, labels, formats = only_table(_bottleneck_feed_app)
     assert list(labels.values()) == [
         "Algorithm",
         "Share of runs",
