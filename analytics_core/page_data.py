@@ -18,7 +18,8 @@ from analytics_core.filters import Filters
 from analytics_core.insights import Insight
 from analytics_core.insights.compare import Change
 from analytics_core.insights.feed import build_insights
-from analytics_core.insights.stories.bottleneck import bottleneck_tables
+from analytics_core.insights.stories.anomaly import history_filters
+from analytics_core.insights.stories.bottleneck import combine_shares
 from analytics_core.insights.stories.change import kpi_changes, not_comparable
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
@@ -102,13 +103,21 @@ def build_page(
         "performance": ("by_endpoint", lambda: sources.performance.by_endpoint(ctx)),
         "business": ("by_tenant", lambda: sources.business.by_tenant(ctx, costs)),
     }.get(page)
-    # The page's independent queries at once, on the engine's pool where it has one.
+    feed = page in ("overview", "insights") and config.features.insights
+    shares = page == "insights" or feed
+    # The page's queries at once, on the engine's pool where it has one: the insight
+    # feed's too (its anomaly history and contribution shares), so that its detectors
+    # start with everything at hand rather than waiting on one query after another.
     with _runner(engine) as run:
         current_f = run(sources.kpis, ctx, costs, areas)
         previous_f = run(sources.kpis, before, costs, areas) if covered else None
         trends_f = run(sources.trends, ctx, costs, areas)
         previous_trends_f = run(sources.trends, before, costs, areas) if covered else None
         breakdown_f = run(breakdown[1]) if breakdown else None
+        past_f = (
+            run(sources.trends, ctx.with_filters(history_filters(filters)), costs) if feed else None
+        )
+        share_fs = _share_queries(run, sources, ctx, current_f, previous_f) if shares else None
         current, trends = current_f.result(), trends_f.result()
         previous = previous_f.result() if previous_f else dict.fromkeys(current)
     keys = PAGE_KPIS[page]
@@ -121,13 +130,16 @@ def build_page(
     series: dict[str, pd.DataFrame] = dict(trends)
     if breakdown and breakdown_f is not None:
         series[breakdown[0]] = breakdown_f.result()
-    if page == "insights":
-        series.update(bottleneck_tables(sources, ctx, current, previous))
+    tables = combine_shares(*(f.result() for f in share_fs)) if share_fs else None
+    if page == "insights" and tables is not None:
+        series.update(tables)
 
     insights: list[Insight] = []
-    if page in ("overview", "insights") and config.features.insights:
-        tables = {k: v for k, v in series.items() if k.startswith("bottleneck_")} or None
-        insights = build_insights(sources, config, ctx, current, previous, trends, changes, tables)
+    if feed and past_f is not None:
+        past = past_f.result()
+        insights = build_insights(
+            sources, config, ctx, current, previous, trends, changes, tables, past
+        )
         if page == "overview":
             insights = [i for i in insights if i.status in ("firing", "resolved")][:3]
 
@@ -142,6 +154,26 @@ def build_page(
         currency=config.costs.currency,
         changes={k: changes[k] for k in keys},
         source_note=sources.note,
+    )
+
+
+def _share_queries(
+    run, sources: Sources, ctx: QueryContext, current_f: Future, previous_f: Future | None
+) -> tuple[Future, Future, Future, Future]:
+    """The four share queries behind the bottleneck tables (:func:`bottleneck_tables`),
+    submitted to ``run``. The endpoint shares count requests above the period's p95, so
+    each waits for its period's KPIs, submitted before it (no deadlock on a FIFO pool)."""
+    perf, det, before = sources.performance, sources.detection, ctx.previous()
+
+    def endpoints(period: QueryContext, kpis_f: Future | None) -> pd.DataFrame:
+        p95 = kpis_f.result().get("p95_ms") if kpis_f is not None else None
+        return perf.endpoint_shares(period, p95)
+
+    return (
+        run(endpoints, ctx, current_f),
+        run(endpoints, before, previous_f),
+        run(det.algorithm_shares, ctx),
+        run(det.algorithm_shares, before),
     )
 
 

@@ -34,9 +34,11 @@ def build_insights(
     series: dict[str, pd.DataFrame],
     changes: dict[str, compare.Change],
     tables: dict[str, pd.DataFrame] | None = None,
+    past: dict[str, pd.DataFrame] | None = None,
 ) -> list[Insight]:
     """``series`` are the range's trends at its granularity, up to ``ctx.now``; ``tables``
-    the bottleneck tables when the caller already has them. Every detector sees the range
+    the bottleneck tables and ``past`` the trends over :func:`history_filters` when the
+    caller already has them (fetched alongside its other queries). Every detector sees the range
     only up to ``min(end, now)`` and skips partial buckets. Any further figures (anomaly
     history, daily trends, episodes, capacity) come from ``sources`` under ``ctx``."""
     currency = config.costs.currency
@@ -54,7 +56,8 @@ def build_insights(
         observed_days=observed_days,
     )
     history = history_filters(filters)
-    past = sources.trends(ctx.with_filters(history), config.costs)
+    if past is None:
+        past = sources.trends(ctx.with_filters(history), config.costs)
     found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"], past)
     # Daily history up to the range's end: the trend and capacity stories take their days
     # from it rather than fetching them again.

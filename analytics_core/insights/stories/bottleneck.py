@@ -31,10 +31,22 @@ def bottleneck_tables(
     """Endpoint and algorithm contributions, now and in the previous period."""
     before = ctx.previous()
     perf, det = sources.performance, sources.detection
-    endpoints = perf.endpoint_shares(ctx, current.get("p95_ms"))  # type: ignore[arg-type]
-    endpoints_before = perf.endpoint_shares(before, previous.get("p95_ms"))  # type: ignore[arg-type]
-    algos = det.algorithm_shares(ctx)
-    algos_before = det.algorithm_shares(before)
+    return combine_shares(
+        perf.endpoint_shares(ctx, current.get("p95_ms")),  # type: ignore[arg-type]
+        perf.endpoint_shares(before, previous.get("p95_ms")),  # type: ignore[arg-type]
+        det.algorithm_shares(ctx),
+        det.algorithm_shares(before),
+    )
+
+
+def combine_shares(
+    endpoints: pd.DataFrame,
+    endpoints_before: pd.DataFrame,
+    algos: pd.DataFrame,
+    algos_before: pd.DataFrame,
+) -> dict[str, pd.DataFrame]:
+    """The bottleneck tables from the four share frames :func:`bottleneck_tables` reads
+    (for a caller that fetched them itself, alongside other queries)."""
     share_cols = ["slow", "errors", "slow_share", "error_share", "time_share", "request_share"]
     endpoints = endpoints.merge(
         endpoints_before[["endpoint", *share_cols]].rename(
