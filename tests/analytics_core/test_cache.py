@@ -309,11 +309,59 @@ def test_values_that_would_come_back_changed_are_refused(built, series, details)
         dumps_page(data)
 
 
+def _header(blob: bytes) -> dict:
+    size = int.from_bytes(blob[len(MAGIC) : len(MAGIC) + 4], "big")
+    return json.loads(blob[len(MAGIC) + 4 : len(MAGIC) + 4 + size])
+
+
+def _entry(header: dict, streams_of: bytes | None = None) -> bytes:
+    """An entry with ``header`` and the frame streams of the entry ``streams_of``."""
+    text = json.dumps(header).encode()
+    streams = b""
+    if streams_of is not None:
+        size = int.from_bytes(streams_of[len(MAGIC) : len(MAGIC) + 4], "big")
+        streams = streams_of[len(MAGIC) + 4 + size :]
+    return MAGIC + len(text).to_bytes(4, "big") + text + streams
+
+
+def test_frames_of_one_shape_share_a_stream_and_come_back_apart(built):
+    # The insights page's evidence series share a few shapes: each shape is one stream.
+    data = built("insights")
+    frames = [i.evidence for i in data.insights if i.evidence is not None]
+    frames += list(data.series.values())
+    shapes = {tuple((c, str(t)) for c, t in f.dtypes.items()) for f in frames}
+    assert len(shapes) < len(frames), "the fixture should hold frames of one shape"
+    header = _header(dumps_page(data))
+    assert len({block for block, _, _ in header["frames"]}) <= len(shapes)
+    assert len(header["frames"]) == len(frames)
+
+    # Frames of one shape and different lengths (none among them) come back exactly, and
+    # changing one leaves the others, and the cached entry, as they were.
+    shape = pd.DataFrame({"bucket": pd.date_range("2026-01-01", periods=5, tz="UTC"), "v": 1.0})
+    parts = {"a": shape.iloc[:3].copy(), "none": shape.iloc[:0].copy(), "b": shape.iloc[:5].copy()}
+    parts["b"]["v"] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    page = dataclasses.replace(data, series=parts, insights=[])
+    blob = dumps_page(page)
+    assert len({b for b, _, _ in _header(blob)["frames"]}) == 1
+    back = loads_page(blob)
+    assert_same(page, back)
+    back.series["a"].loc[0, "v"] = -1.0
+    assert back.series["b"]["v"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert loads_page(blob).series["a"]["v"].tolist() == [1.0, 1.0, 1.0]
+
+
 def test_corrupt_and_foreign_entries_are_refused(built):
     good = dumps_page(built("business"))
     foreign = json.dumps({"page": "business"}).encode()
-    wrong_tag = MAGIC + b"\x00\x00\x00\x13" + b'{"$type":"os.exec"}'
-    not_a_page = MAGIC + b"\x00\x00\x00\x01" + b"7"
+    wrong_tag = _entry({"page": {"$type": "os.exec"}, "frames": []})
+    not_a_page = _entry({"page": 7, "frames": []})
+    # A frame said to lie past the rows that were written, or in no stream at all.
+    header = _header(good)
+    past_the_end = _entry(
+        {**header, "frames": [[b, first, rows + 1] for b, first, rows in header["frames"]]},
+        good,
+    )
+    no_stream = _entry({**header, "frames": [[99, 0, 1]]}, good)
     for blob in (
         b"",
         b"garbage",
@@ -322,6 +370,8 @@ def test_corrupt_and_foreign_entries_are_refused(built):
         good[:-3],
         wrong_tag,
         not_a_page,
+        past_the_end,
+        no_stream,
     ):
         with pytest.raises(CorruptEntry):
             loads_page(blob)
