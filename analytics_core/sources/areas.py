@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -22,6 +22,8 @@ from analytics_core import catalog
 from analytics_core.config import Costs
 from analytics_core.context import QueryContext
 from analytics_core.queries import bottlenecks, business, detection, performance
+
+T = TypeVar("T")
 
 Figures = dict[str, float | int | None]
 
@@ -130,11 +132,16 @@ class Sources:
             calls["performance_trend"] = lambda: self.performance.trend(ctx)
         if "business" in areas:
             calls["business_trend"] = lambda: self.business.trend(ctx, costs)
+        return dict(zip(calls, self.run_all(list(calls.values())), strict=True))
+
+    def run_all(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Each call's result, in order: on threads at once where the areas' queries may
+        run concurrently, else one after another."""
         if not self.concurrent or len(calls) < 2:
-            return {name: call() for name, call in calls.items()}
-        with ThreadPoolExecutor(len(calls), thread_name_prefix="area-trend") as pool:
-            futures = {name: pool.submit(call) for name, call in calls.items()}
-            return {name: future.result() for name, future in futures.items()}
+            return [call() for call in calls]
+        with ThreadPoolExecutor(len(calls), thread_name_prefix="area-query") as pool:
+            futures = [pool.submit(call) for call in calls]
+            return [future.result() for future in futures]
 
 
 RAW_LABEL = "raw tables"

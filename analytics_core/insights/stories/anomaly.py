@@ -3,8 +3,10 @@ seasonal baseline, with what drove them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -61,6 +63,7 @@ def metric_anomalies(
     history = history_filters(filters)
     sensitivity = config.insights.sensitivity
     out: list[Insight] = []
+    pending: list[tuple[Insight, Callable[[], tuple[str | None, str | None]]]] = []
     learning: dict[str, list[str]] = {}
     for metric in WATCHED:
         frame = since_first_activity(complete_buckets(frames[metric.series]), metric.series)
@@ -75,11 +78,14 @@ def metric_anomalies(
             if values[in_range].notna().any():
                 learning.setdefault(area_of(metric.kpi), []).append(metric.label)
             continue
-        insight = _anomaly_insight(
-            sources, metric, ctx, history, window, buckets, current, endpoints
-        )
-        if insight is not None:
-            out.append(insight)
+        story = _anomaly_insight(sources, metric, ctx, history, window, buckets, current, endpoints)
+        if story is not None:
+            pending.append(story)
+    # Each story's recommendation reads its episode's own breakdown: those queries at once.
+    answers = sources.run_all([recommend for _, recommend in pending])
+    for (insight, _), (recommendation, endpoint) in zip(pending, answers, strict=True):
+        details = {**insight.details, "endpoint": endpoint}
+        out.append(replace(insight, recommendation=recommendation, details=details))
     for area, labels in learning.items():
         out.append(
             Insight(
@@ -108,7 +114,11 @@ def _anomaly_insight(
     buckets: pd.Series,
     current: dict[str, float | int | None],
     endpoints: pd.DataFrame,
-) -> Insight | None:
+) -> tuple[Insight, Callable[[], tuple[str | None, str | None]]] | None:
+    """The metric's strongest episode in ``window`` as an insight without its
+    recommendation, and the call that reads the episode's breakdown and gives the
+    recommendation with the endpoint it singles out (run by the caller, alongside the
+    other stories' calls)."""
     filters = ctx.filters
     flags = window["is_anomaly"].fillna(False).astype(bool)
     # Stories are built from alarms (one per incident, the detector's refractory gap
@@ -177,10 +187,17 @@ def _anomaly_insight(
         start=start.tz_convert("UTC").to_pydatetime(),
         end=end.tz_convert("UTC").to_pydatetime(),
     )
-    recommendation, endpoint = _anomaly_recommendation(
-        sources, metric, ctx.with_filters(episode), ctx, higher, current.get("p95_ms"), endpoints
+    recommend = partial(
+        _anomaly_recommendation,
+        sources,
+        metric,
+        ctx.with_filters(episode),
+        ctx,
+        higher,
+        current.get("p95_ms"),
+        endpoints,
     )
-    return Insight(
+    story = Insight(
         kind="anomaly",
         area=area_of(metric.kpi),
         kpi=metric.kpi,
@@ -194,7 +211,7 @@ def _anomaly_insight(
         ),
         baseline=f"{'hourly' if history.granularity == 'hour' else 'daily'} values since "
         f"{pd.Timestamp(history.start).tz_convert(filters.tz):%Y-%m-%d}",
-        recommendation=recommendation,
+        recommendation=None,  # filled in by the caller, from recommend()
         details={
             "value": float(value),
             "expected": float(expected),
@@ -205,10 +222,11 @@ def _anomaly_insight(
             "deviation_start": buckets.iloc[began].isoformat(),
             "alarm_delay_buckets": int(lead),
             "max_score": float(max(strength)),
-            "endpoint": endpoint,  # the endpoint that drove it, when one did
+            "endpoint": None,  # the endpoint that drove it, when one did (from recommend())
         },
         evidence=evidence,
     )
+    return story, recommend
 
 
 # An endpoint's share during an episode this far above its usual share singles it out.

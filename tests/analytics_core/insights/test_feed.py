@@ -4,15 +4,18 @@ evidence and recommendations drawn from their own numbers."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
+from analytics_core import page_data
 from analytics_core.config import AlertRule, load_config
 from analytics_core.demo import ANOMALY_JUMP_DETECTOR, LATENCY_SPIKE_ENDPOINT, incidents, seed
 from analytics_core.filters import date_range, make_filters
 from analytics_core.page_data import build_page
+from analytics_core.sources.areas import sources_for
 from analytics_core.sources.database import make_engine
 
 END = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon
@@ -21,6 +24,15 @@ END = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory) -> str:
     url = f"duckdb:///{tmp_path_factory.mktemp('feed') / 'demo.duckdb'}"
+    writer = make_engine(url, read_only=False)
+    seed(writer, days=60, scale=1.0, end=END)
+    writer.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def pg_demo_url(new_pg_database) -> str:
+    url = new_pg_database()
     writer = make_engine(url, read_only=False)
     seed(writer, days=60, scale=1.0, end=END)
     writer.dispose()
@@ -338,3 +350,29 @@ def test_capacity_stories_from_the_daily_history_equal_their_own_daily_fetch(dem
     ]
     for mine, theirs in zip(shared, fetched, strict=True):
         pd.testing.assert_frame_equal(mine.evidence, theirs.evidence)
+
+
+@pytest.mark.parametrize("days", [7, 14])
+def test_queries_at_once_give_the_feed_one_after_another_gives(pg_demo_url, days, monkeypatch):
+    # On PostgreSQL a page's queries run on the pool: the feed's history and shares with
+    # the KPIs, and each anomaly's breakdown alongside the others. In turn is the reference.
+    engine = make_engine(pg_demo_url)
+    try:
+        config, filters = load_config(), make_filters(END - timedelta(days=days), END)
+        sources = sources_for(engine)
+        assert sources.concurrent
+        got = build_page(engine, config, "insights", filters, now=END, sources=sources)
+        monkeypatch.setattr(page_data, "_runner", lambda engine: page_data._Inline())
+        in_turn = replace(sources, concurrent=False)
+        want = build_page(engine, config, "insights", filters, now=END, sources=in_turn)
+    finally:
+        engine.dispose()
+    assert got.kpis == want.kpis and got.previous == want.previous
+    assert list(got.series) == list(want.series)
+    for name, frame in want.series.items():
+        pd.testing.assert_frame_equal(got.series[name], frame)
+    told = [(i.kind, i.kpi, i.message, i.recommendation, i.details) for i in got.insights]
+    assert told == [(i.kind, i.kpi, i.message, i.recommendation, i.details) for i in want.insights]
+    # What the comparison reaches: the injected incident's story, pointing at its culprit.
+    culprit = LATENCY_SPIKE_ENDPOINT if days == 7 else ANOMALY_JUMP_DETECTOR
+    assert any(i.kind == "anomaly" and culprit in (i.recommendation or "") for i in got.insights)
