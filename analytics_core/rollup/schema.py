@@ -30,6 +30,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy.exc import ProgrammingError
 
 metadata = MetaData()
 
@@ -297,11 +298,17 @@ def watermark(engine: Engine) -> datetime | None:
     propagate (callers wrap them with ``database_errors``).
     """
     with engine.connect() as conn:
-        if not inspect(conn).has_table(rollup_state.name):
+        # Read first, look the table up only when that fails: every page build reads the
+        # watermark, and a catalog query each time would double its round trips.
+        try:
+            value = conn.execute(
+                select(rollup_state.c.watermark).where(rollup_state.c.name == STATE_KEY)
+            ).scalar_one_or_none()
+        except ProgrammingError:
+            conn.rollback()
+            if inspect(conn).has_table(rollup_state.name):
+                raise
             return None
-        value = conn.execute(
-            select(rollup_state.c.watermark).where(rollup_state.c.name == STATE_KEY)
-        ).scalar_one_or_none()
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import ProgrammingError
 
 from analytics_core import schema
 from analytics_core.rollup import refresh as refresh_module
@@ -552,6 +553,18 @@ def test_fresh_database_has_no_watermark_even_read_only(empty_url):
     try:
         assert watermark(engine) is None
         assert rollup_exists(engine) is False
+    finally:
+        engine.dispose()
+
+
+def test_a_state_table_that_cannot_be_read_is_an_error_not_a_missing_rollup(empty_url):
+    # Only a missing table means "never rolled up"; one of another shape is reported.
+    engine = make_engine(empty_url, read_only=False)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE rollup_state (name text)"))
+        with pytest.raises(ProgrammingError):
+            watermark(engine)
     finally:
         engine.dispose()
 
