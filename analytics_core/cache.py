@@ -128,7 +128,11 @@ def loads_page(blob: bytes) -> PageData:
                 raise CorruptEntry("truncated")
             blocks.append(_read_frame(view[at : at + size]))
             at += size
-        frames = [_frame_at(blocks, place) for place in document["frames"]]
+        places = document["frames"]
+        if not isinstance(places, list):
+            raise CorruptEntry("no list of frames")
+        handed: set[int] = set()
+        frames = [_frame_at(blocks, place, handed) for place in places]
         page = _decode(document["page"], frames)
     except CorruptEntry:
         raise
@@ -180,7 +184,8 @@ def _stackable(frame: pd.DataFrame) -> bool:
     )
 
 
-def _frame_at(blocks: list[pd.DataFrame], place: object) -> pd.DataFrame:
+def _frame_at(blocks: list[pd.DataFrame], place: object, handed: set[int]) -> pd.DataFrame:
+    """The frame at ``place``; ``handed``: the blocks already given out whole."""
     if not (
         isinstance(place, list)
         and len(place) == 3
@@ -192,7 +197,8 @@ def _frame_at(blocks: list[pd.DataFrame], place: object) -> pd.DataFrame:
     whole = blocks[block]
     if first + rows > len(whole):
         raise CorruptEntry(f"no frame at {place!r}")
-    if first == 0 and rows == len(whole):
+    if first == 0 and rows == len(whole) and block not in handed:
+        handed.add(block)  # once: two empty frames must not come back as one object
         return whole
     # A view of the block (copy-on-write: changing it copies, never touching the others).
     return whole.iloc[first : first + rows].reset_index(drop=True)

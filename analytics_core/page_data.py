@@ -114,9 +114,10 @@ def build_page(
         trends_f = run(sources.trends, ctx, costs, areas)
         previous_trends_f = run(sources.trends, before, costs, areas) if covered else None
         breakdown_f = run(breakdown[1]) if breakdown else None
-        past_f = (
-            run(sources.trends, ctx.with_filters(history_filters(filters)), costs) if feed else None
-        )
+        # The history's areas one after another: each trend task above holds three
+        # connections at once already, and the engine's pool serves other views too.
+        history = ctx.with_filters(history_filters(filters))
+        past_f = run(replace(sources, concurrent=False).trends, history, costs) if feed else None
         share_fs = _share_queries(run, sources, ctx, current_f, previous_f) if shares else None
         current, trends = current_f.result(), trends_f.result()
         previous = previous_f.result() if previous_f else dict.fromkeys(current)
@@ -169,12 +170,9 @@ def _share_queries(
         p95 = kpis_f.result().get("p95_ms") if kpis_f is not None else None
         return perf.endpoint_shares(period, p95)
 
-    return (
-        run(endpoints, ctx, current_f),
-        run(endpoints, before, previous_f),
-        run(det.algorithm_shares, ctx),
-        run(det.algorithm_shares, before),
-    )
+    # The algorithm shares first: they wait for nothing, so a worker free early runs them.
+    algos, algos_before = run(det.algorithm_shares, ctx), run(det.algorithm_shares, before)
+    return (run(endpoints, ctx, current_f), run(endpoints, before, previous_f), algos, algos_before)
 
 
 def load_page(
@@ -249,5 +247,8 @@ def _runner(engine: Engine) -> _Inline | _Pooled:
     return _Inline()
 
 
-# Below the default pool size (5), so concurrent pages do not starve each other.
+# Four tasks at once: two of them may be trend sets of three areas, each area on its own
+# connection (Sources.trends), so a page holds up to eight connections; SQLAlchemy's
+# default pool (5 + 10 overflow) serves one page at a time, another page's queries wait
+# for connections rather than fail.
 QUERY_WORKERS = 4

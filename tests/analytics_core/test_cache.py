@@ -338,7 +338,12 @@ def test_frames_of_one_shape_share_a_stream_and_come_back_apart(built):
     # Frames of one shape and different lengths (none among them) come back exactly, and
     # changing one leaves the others, and the cached entry, as they were.
     shape = pd.DataFrame({"bucket": pd.date_range("2026-01-01", periods=5, tz="UTC"), "v": 1.0})
-    parts = {"a": shape.iloc[:3].copy(), "none": shape.iloc[:0].copy(), "b": shape.iloc[:5].copy()}
+    parts = {
+        "a": shape.iloc[:3].copy(),
+        "none": shape.iloc[:0].copy(),
+        "b": shape.iloc[:5].copy(),
+        "also_none": shape.iloc[:0].copy(),
+    }
     parts["b"]["v"] = [1.0, 2.0, 3.0, 4.0, 5.0]
     page = dataclasses.replace(data, series=parts, insights=[])
     blob = dumps_page(page)
@@ -348,6 +353,12 @@ def test_frames_of_one_shape_share_a_stream_and_come_back_apart(built):
     back.series["a"].loc[0, "v"] = -1.0
     assert back.series["b"]["v"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert loads_page(blob).series["a"]["v"].tolist() == [1.0, 1.0, 1.0]
+    # Frames that are a whole block (here the only two of an all-empty one) are not one object.
+    empties = dataclasses.replace(page, series={"x": parts["none"], "y": parts["also_none"]})
+    back = loads_page(dumps_page(empties))
+    assert back.series["x"] is not back.series["y"]
+    back.series["x"]["added"] = 1.0
+    assert list(back.series["y"].columns) == ["bucket", "v"]
 
 
 def test_corrupt_and_foreign_entries_are_refused(built):
@@ -362,6 +373,13 @@ def test_corrupt_and_foreign_entries_are_refused(built):
         good,
     )
     no_stream = _entry({**header, "frames": [[99, 0, 1]]}, good)
+    bad_places = [
+        _entry({k: v for k, v in header.items() if k != "frames"}, good),
+        _entry({**header, "frames": {"0": [0, 0, 1]}}, good),
+        _entry({**header, "frames": [[0, -1, 1]]}, good),
+        _entry({**header, "frames": [[True, 0, 1]]}, good),
+        _entry({**header, "frames": [[0, 0]]}, good),
+    ]
     for blob in (
         b"",
         b"garbage",
@@ -372,6 +390,7 @@ def test_corrupt_and_foreign_entries_are_refused(built):
         not_a_page,
         past_the_end,
         no_stream,
+        *bad_places,
     ):
         with pytest.raises(CorruptEntry):
             loads_page(blob)

@@ -361,7 +361,16 @@ def test_queries_at_once_give_the_feed_one_after_another_gives(pg_demo_url, days
         config, filters = load_config(), make_filters(END - timedelta(days=days), END)
         sources = sources_for(engine)
         assert sources.concurrent
+        own: list = []
+        prefetched = page_data.build_insights
+
+        def also_unfetched(*args):  # the page passes the history and shares it fetched
+            own.extend(prefetched(*args[:-2]))
+            return prefetched(*args)
+
+        monkeypatch.setattr(page_data, "build_insights", also_unfetched)
         got = build_page(engine, config, "insights", filters, now=END, sources=sources)
+        monkeypatch.undo()
         monkeypatch.setattr(page_data, "_runner", lambda engine: page_data._Inline())
         in_turn = replace(sources, concurrent=False)
         want = build_page(engine, config, "insights", filters, now=END, sources=in_turn)
@@ -371,8 +380,16 @@ def test_queries_at_once_give_the_feed_one_after_another_gives(pg_demo_url, days
     assert list(got.series) == list(want.series)
     for name, frame in want.series.items():
         pd.testing.assert_frame_equal(got.series[name], frame)
-    told = [(i.kind, i.kpi, i.message, i.recommendation, i.details) for i in got.insights]
-    assert told == [(i.kind, i.kpi, i.message, i.recommendation, i.details) for i in want.insights]
+    told = [
+        (i.kind, i.kpi, i.message, i.recommendation, list(i.details.items())) for i in got.insights
+    ]
+    assert told == [
+        (i.kind, i.kpi, i.message, i.recommendation, list(i.details.items())) for i in want.insights
+    ]
+    # And the feed fetching its own history and shares, as it does for other callers.
+    assert [
+        (i.kind, i.kpi, i.message, i.recommendation, list(i.details.items())) for i in own
+    ] == told
     # What the comparison reaches: the injected incident's story, pointing at its culprit.
     culprit = LATENCY_SPIKE_ENDPOINT if days == 7 else ANOMALY_JUMP_DETECTOR
     assert any(i.kind == "anomaly" and culprit in (i.recommendation or "") for i in got.insights)
