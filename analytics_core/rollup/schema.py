@@ -13,6 +13,7 @@ is in the hour tables (except rows that arrived later than the late window allow
 
 from __future__ import annotations
 
+import weakref
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -290,6 +291,11 @@ def create_rollup_tables(engine: Engine) -> None:
     metadata.create_all(engine, checkfirst=True)
 
 
+# The engines whose database was seen holding ``rollup_state`` (weakly: an engine disposed
+# and dropped leaves the set).
+_HAS_STATE_TABLE: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def watermark(engine: Engine) -> datetime | None:
     """The rollup watermark (aware UTC), or None when the rollup has never run.
 
@@ -298,8 +304,13 @@ def watermark(engine: Engine) -> datetime | None:
     propagate (callers wrap them with ``database_errors``).
     """
     with engine.connect() as conn:
-        # Read first, look the table up only when that fails: every page build reads the
-        # watermark, and a catalog query each time would double its round trips.
+        # Every page build reads the watermark. Once the table is known to be there, one
+        # statement; until then the catalog is asked first, so that a database without
+        # rollups gets no failed statement (an ERROR line in its log) per page.
+        if engine not in _HAS_STATE_TABLE:
+            if not inspect(conn).has_table(rollup_state.name):
+                return None
+            _HAS_STATE_TABLE.add(engine)
         try:
             value = conn.execute(
                 select(rollup_state.c.watermark).where(rollup_state.c.name == STATE_KEY)
@@ -308,6 +319,7 @@ def watermark(engine: Engine) -> datetime | None:
             conn.rollback()
             if inspect(conn).has_table(rollup_state.name):
                 raise
+            _HAS_STATE_TABLE.discard(engine)  # dropped since: no rollup, as on a fresh database
             return None
     if value is None:
         return None

@@ -43,6 +43,7 @@ from analytics_core.rollup.schema import (
     TABLES,
     USER_COUNTS,
     USER_DAYS,
+    metadata,
     rollup_exists,
     rollup_state,
     rollup_table,
@@ -567,6 +568,17 @@ def test_a_state_table_that_cannot_be_read_is_an_error_not_a_missing_rollup(empt
             watermark(engine)
     finally:
         engine.dispose()
+
+
+def test_rollup_tables_dropped_after_being_read_are_no_rollup(writer, base):
+    # The watermark skips the catalog once it has seen the state table; a drop since
+    # (a reset) is noticed from the failed read, and the connection stays usable.
+    first = refresh(writer, now=NOW)
+    assert watermark(writer) == first.new_watermark
+    metadata.drop_all(writer)
+    assert watermark(writer) is None and watermark(writer) is None
+    assert refresh(writer, now=NOW).new_watermark == first.new_watermark
+    assert watermark(writer) == first.new_watermark
 
 
 def test_source_tables_are_never_written(writer, base):
