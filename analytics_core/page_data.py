@@ -4,7 +4,7 @@ exports write are the same object, so a download is exactly what is on screen.""
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,11 +19,11 @@ from analytics_core.insights import Insight
 from analytics_core.insights.compare import Change
 from analytics_core.insights.feed import build_insights
 from analytics_core.insights.stories.anomaly import history_filters
-from analytics_core.insights.stories.bottleneck import combine_shares
+from analytics_core.insights.stories.bottleneck import combine_shares, share_queries
 from analytics_core.insights.stories.change import kpi_changes, not_comparable
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
-from analytics_core.sources.areas import AREAS, Sources, sources_for
+from analytics_core.sources.areas import AREAS, Sources, run_now, sources_for
 
 if TYPE_CHECKING:  # redis is imported only where a cache is made
     from analytics_core.cache import PageCache
@@ -118,7 +118,7 @@ def build_page(
         # connections at once already, and the engine's pool serves other views too.
         history = ctx.with_filters(history_filters(filters))
         past_f = run(replace(sources, concurrent=False).trends, history, costs) if feed else None
-        share_fs = _share_queries(run, sources, ctx, current_f, previous_f) if shares else None
+        share_fs = share_queries(run, sources, ctx, current_f, previous_f) if shares else None
         current, trends = current_f.result(), trends_f.result()
         previous = previous_f.result() if previous_f else dict.fromkeys(current)
     keys = PAGE_KPIS[page]
@@ -156,23 +156,6 @@ def build_page(
         changes={k: changes[k] for k in keys},
         source_note=sources.note,
     )
-
-
-def _share_queries(
-    run, sources: Sources, ctx: QueryContext, current_f: Future, previous_f: Future | None
-) -> tuple[Future, Future, Future, Future]:
-    """The four share queries behind the bottleneck tables (:func:`bottleneck_tables`),
-    submitted to ``run``. The endpoint shares count requests above the period's p95, so
-    each waits for its period's KPIs, submitted before it (no deadlock on a FIFO pool)."""
-    perf, det, before = sources.performance, sources.detection, ctx.previous()
-
-    def endpoints(period: QueryContext, kpis_f: Future | None) -> pd.DataFrame:
-        p95 = kpis_f.result().get("p95_ms") if kpis_f is not None else None
-        return perf.endpoint_shares(period, p95)
-
-    # The algorithm shares first: they wait for nothing, so a worker free early runs them.
-    algos, algos_before = run(det.algorithm_shares, ctx), run(det.algorithm_shares, before)
-    return (run(endpoints, ctx, current_f), run(endpoints, before, previous_f), algos, algos_before)
 
 
 def load_page(
@@ -216,14 +199,7 @@ class _Inline:
     def __exit__(self, *exc) -> None:
         return None
 
-    @staticmethod
-    def _run(fn, *args) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # re-raised by .result(), as from a thread
-            future.set_exception(exc)
-        return future
+    _run = staticmethod(run_now)
 
 
 class _Pooled:

@@ -10,7 +10,7 @@ columns, same dtypes), so a page cannot tell its sources apart.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -24,6 +24,18 @@ from analytics_core.context import QueryContext
 from analytics_core.queries import bottlenecks, business, detection, performance
 
 T = TypeVar("T")
+
+
+def run_now(fn: Callable[..., T], *args: object) -> Future[T]:
+    """``fn(*args)`` run at once, as a finished future: the in-turn counterpart of a
+    pool's ``submit`` (its exception is re-raised by ``result()``, as from a thread)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future
+
 
 Figures = dict[str, float | int | None]
 

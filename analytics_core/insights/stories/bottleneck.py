@@ -5,6 +5,8 @@ since the previous period."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import Future
 
 import pandas as pd
 
@@ -12,7 +14,7 @@ from analytics_core.context import QueryContext
 from analytics_core.insights import compare
 from analytics_core.insights.model import Insight
 from analytics_core.kpis import is_missing
-from analytics_core.sources.areas import Sources
+from analytics_core.sources.areas import Sources, run_now
 
 # A contributor is a bottleneck when its share of the cost is this many times its
 # share of the traffic, or when its share grew by this many points.
@@ -29,14 +31,31 @@ def bottleneck_tables(
     previous: dict[str, float | int | None],
 ) -> dict[str, pd.DataFrame]:
     """Endpoint and algorithm contributions, now and in the previous period."""
-    before = ctx.previous()
-    perf, det = sources.performance, sources.detection
-    return combine_shares(
-        perf.endpoint_shares(ctx, current.get("p95_ms")),  # type: ignore[arg-type]
-        perf.endpoint_shares(before, previous.get("p95_ms")),  # type: ignore[arg-type]
-        det.algorithm_shares(ctx),
-        det.algorithm_shares(before),
-    )
+    now, before = run_now(lambda: current), run_now(lambda: previous)
+    return combine_shares(*(f.result() for f in share_queries(run_now, sources, ctx, now, before)))
+
+
+def share_queries(
+    run: Callable[..., Future],
+    sources: Sources,
+    ctx: QueryContext,
+    current: Future,
+    previous: Future | None,
+) -> tuple[Future, Future, Future, Future]:
+    """The four share queries behind :func:`combine_shares` (endpoints now and before,
+    algorithms now and before), submitted to ``run`` (a pool's ``submit``, or
+    :func:`run_now`). The endpoint shares count requests above their period's p95, from
+    the ``current`` and ``previous`` KPIs (futures submitted before: no deadlock on a FIFO
+    pool); no previous KPIs, no threshold."""
+    perf, det, before = sources.performance, sources.detection, ctx.previous()
+
+    def endpoints(period: QueryContext, kpis: Future | None) -> pd.DataFrame:
+        p95 = kpis.result().get("p95_ms") if kpis is not None else None
+        return perf.endpoint_shares(period, p95)  # type: ignore[arg-type]
+
+    # The algorithm shares first: they wait for nothing, so a worker free early runs them.
+    algos, algos_before = run(det.algorithm_shares, ctx), run(det.algorithm_shares, before)
+    return (run(endpoints, ctx, current), run(endpoints, before, previous), algos, algos_before)
 
 
 def combine_shares(
@@ -45,8 +64,7 @@ def combine_shares(
     algos: pd.DataFrame,
     algos_before: pd.DataFrame,
 ) -> dict[str, pd.DataFrame]:
-    """The bottleneck tables from the four share frames :func:`bottleneck_tables` reads
-    (for a caller that fetched them itself, alongside other queries)."""
+    """The bottleneck tables from the four frames of :func:`share_queries`."""
     share_cols = ["slow", "errors", "slow_share", "error_share", "time_share", "request_share"]
     endpoints = endpoints.merge(
         endpoints_before[["endpoint", *share_cols]].rename(

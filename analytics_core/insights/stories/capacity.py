@@ -15,6 +15,7 @@ from analytics_core.insights.model import Insight
 from analytics_core.insights.stories.common import (
     capitalized,
     complete_buckets,
+    days_from,
     since_first_activity,
 )
 from analytics_core.sources.areas import Sources
@@ -38,8 +39,7 @@ def capacity_insights(
     end = ctx.filters.observed_end(ctx.now)
     span = replace(ctx.filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
     if daily_history is not None:  # its days that begin in the span (see metric_trends)
-        history = daily_history["business_trend"]
-        daily = history[history["bucket"] >= pd.Timestamp(span.start)].reset_index(drop=True)
+        daily = days_from(daily_history["business_trend"], span.start)
     else:
         daily = sources.business.trend(ctx.with_filters(span), config.costs)
     frame = since_first_activity(complete_buckets(daily), "business_trend")

@@ -58,6 +58,12 @@ def since_first_activity(frame: pd.DataFrame, series: str) -> pd.DataFrame:
     return frame.iloc[int(active.argmax()) :].reset_index(drop=True)
 
 
+def days_from(frame: pd.DataFrame, start: object) -> pd.DataFrame:
+    """The rows of a daily ``frame`` whose day begins at or after ``start``: from a longer
+    daily history, the days a daily trend of a range starting at ``start`` holds whole."""
+    return frame[frame["bucket"] >= pd.Timestamp(start)].reset_index(drop=True)
+
+
 def complete_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     """Drop partial buckets (the running hour or day, a first or last bucket the range
     cuts): their counts are not all in, and a half-counted bucket reads as a drop."""

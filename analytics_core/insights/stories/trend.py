@@ -17,6 +17,7 @@ from analytics_core.insights.stories.common import (
     Metric,
     capitalized,
     complete_buckets,
+    days_from,
     since_first_activity,
 )
 from analytics_core.kpis import KPIS, area_of, bucket_values, format_kpi
@@ -41,11 +42,7 @@ def metric_trends(
     if filters.granularity == "day":
         frames = series
     elif daily_history is not None:
-        start = pd.Timestamp(filters.start)
-        frames = {
-            name: frame[frame["bucket"] >= start].reset_index(drop=True)
-            for name, frame in daily_history.items()
-        }
+        frames = {name: days_from(frame, filters.start) for name, frame in daily_history.items()}
     else:
         daily = ctx.with_filters(replace(filters, granularity="day"))
         frames = sources.trends(daily, config.costs)
