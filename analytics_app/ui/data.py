@@ -24,11 +24,12 @@ from analytics_core.config import (
 )
 from analytics_core.filters import Filters, InputError
 from analytics_core.page_data import PageData, load_page
-from analytics_core.runtime import freeze_startup_objects
+from analytics_core.runtime import freeze_startup_objects, start_worker
 from analytics_core.sources.database import SourceUnavailable, make_engine
 
-# Once per app process, with the app's imports done (see the function).
+# Once per app process, with the app's imports done (see the functions).
 freeze_startup_objects()
+start_worker()
 
 
 def config() -> Config:

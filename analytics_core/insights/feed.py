@@ -20,7 +20,7 @@ from analytics_core.insights.stories.capacity import capacity_insights
 from analytics_core.insights.stories.change import significant_changes
 from analytics_core.insights.stories.common import BUCKET_WIDTH
 from analytics_core.insights.stories.incidents import drop_restated_changes, merge_incidents
-from analytics_core.insights.stories.trend import metric_trends
+from analytics_core.insights.stories.trend import start_trend_tests, trend_stories
 from analytics_core.insights.thresholds import check_thresholds
 from analytics_core.sources.areas import Sources
 
@@ -58,11 +58,14 @@ def build_insights(
     history = history_filters(filters)
     if past is None:
         past = sources.trends(ctx.with_filters(history), config.costs)
-    found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"], past)
     # Daily history up to the range's end: the trend and capacity stories take their days
     # from it rather than fetching them again.
     daily = past if history.granularity == "day" and history.end == filters.end else None
-    found += metric_trends(sources, config, ctx, series, daily)
+    # The trend tests first: on the worker process, where one runs, while the anomalies
+    # are scored here.
+    trend_tests = start_trend_tests(sources, config, ctx, series, daily)
+    found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"], past)
+    found += trend_stories(trend_tests)
     found += significant_changes(current, previous, changes, currency)
     found += bottleneck_insights(tables)
     found += capacity_insights(sources, config, ctx, daily)

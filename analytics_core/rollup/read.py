@@ -50,6 +50,7 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy import column as sql_column
+from sqlalchemy.sql.elements import Label
 from sqlalchemy.types import TypeEngine
 
 from analytics_core.context import QueryContext
@@ -117,20 +118,21 @@ def compact(stmt: Select, shape: Shape, keep: Collection[str]) -> Select:
     A trend needs neither tenant nor endpoint, and KPIs not even the time: summing the
     rollup rows down to the kept dimensions (and the sketch bin) as they are read
     shrinks the union before the output bucket is computed for each row. Columns not
-    kept are either additive (summed) or dimensions (set to NULL).
+    kept are either additive (summed) or dimensions (set to NULL). The same SELECT,
+    grouped, not a query around it: fewer objects to build for every part of a page.
     """
-    inner = stmt.subquery()
     columns, group = [], []
-    for name, type_ in shape.items():
-        column = inner.c[name]
+    for column in stmt.selected_columns:
+        name = column.name
+        value = column.element if isinstance(column, Label) else column
         if name in keep:
             columns.append(column)
-            group.append(column)
+            group.append(value)
         elif name in DIMENSIONS:
-            columns.append(cast(literal(None), type_).label(name))
+            columns.append(cast(literal(None), shape[name]).label(name))
         else:
-            columns.append(cast(func.sum(column), type_).label(name))
-    return select(*columns).group_by(*group)
+            columns.append(cast(func.sum(value), shape[name]).label(name))
+    return stmt.with_only_columns(*columns).group_by(*group)
 
 
 def filtered_dims(ctx: QueryContext) -> set[str]:

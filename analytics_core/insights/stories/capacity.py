@@ -38,7 +38,7 @@ def capacity_insights(
     end (the anomaly history), when the caller has them."""
     end = ctx.filters.observed_end(ctx.now)
     span = replace(ctx.filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
-    if daily_history is not None:  # its days that begin in the span (see metric_trends)
+    if daily_history is not None:  # its days that begin in the span (see start_trend_tests)
         daily = days_from(daily_history["business_trend"], span.start)
     else:
         daily = sources.business.trend(ctx.with_filters(span), config.costs)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pandas as pd
@@ -21,18 +22,32 @@ from analytics_core.insights.stories.common import (
     since_first_activity,
 )
 from analytics_core.kpis import KPIS, area_of, bucket_values, format_kpi
+from analytics_core.runtime import offload
 from analytics_core.sources.areas import Sources
 
 
-def metric_trends(
+@dataclass(frozen=True)
+class TrendTest:
+    """One watched metric's daily values and its trend test, maybe still running."""
+
+    metric: Metric
+    frame: pd.DataFrame
+    values: pd.Series
+    found: Future[trends.Trend | None]
+
+
+def start_trend_tests(
     sources: Sources,
     config: Config,
     ctx: QueryContext,
     series: dict[str, pd.DataFrame],
     daily_history: dict[str, pd.DataFrame] | None = None,
-) -> list[Insight]:
-    """``daily_history``: daily trends over a span ending where the range ends (the
-    anomaly history), when the caller has them."""
+) -> list[TrendTest]:
+    """The trend test of every watched metric's complete days in the range, handed to the
+    worker process where one runs (:func:`analytics_core.runtime.offload`), so that the
+    caller can score anomalies meanwhile; :func:`trend_stories` tells what they found.
+    ``daily_history``: daily trends over a span ending where the range ends (the anomaly
+    history), when the caller has them."""
     filters = ctx.filters
     if filters.length < timedelta(days=8):
         return []
@@ -46,12 +61,22 @@ def metric_trends(
     else:
         daily = ctx.with_filters(replace(filters, granularity="day"))
         frames = sources.trends(daily, config.costs)
-    out = []
+    tests = []
     for metric in WATCHED:
         # Partial first/last days would bias a daily trend.
         frame = since_first_activity(complete_buckets(frames[metric.series]), metric.series)
         values = bucket_values(frame, metric.kpi)
-        found = trends.detect_trend(frame["bucket"], values, alpha=config.insights.trend_alpha)
+        alpha = config.insights.trend_alpha
+        found = offload(trends.detect_trend, frame["bucket"], values, alpha)
+        tests.append(TrendTest(metric, frame, values, found))
+    return tests
+
+
+def trend_stories(tests: list[TrendTest]) -> list[Insight]:
+    """A story per significant trend among ``tests``."""
+    out = []
+    for test in tests:
+        metric, frame, values, found = test.metric, test.frame, test.values, test.found.result()
         if found is None or not found.significant:
             continue
         up = found.slope_per_day > 0

@@ -304,7 +304,7 @@ def test_weekly_trend_stories_from_the_daily_history_equal_their_own_daily_fetch
 
     from analytics_core.context import QueryContext
     from analytics_core.insights.stories.anomaly import history_filters
-    from analytics_core.insights.stories.trend import metric_trends
+    from analytics_core.insights.stories.trend import start_trend_tests, trend_stories
     from analytics_core.sources.areas import sources_for
 
     engine = make_engine(demo_url)
@@ -317,8 +317,8 @@ def test_weekly_trend_stories_from_the_daily_history_equal_their_own_daily_fetch
     ctx, sources = QueryContext(filters, END), sources_for(engine)
     history = history_filters(filters)
     past = sources.trends(ctx.with_filters(history), config.costs)
-    shared = metric_trends(sources, config, ctx, {}, past)
-    fetched = metric_trends(sources, config, ctx, {}, None)
+    shared = trend_stories(start_trend_tests(sources, config, ctx, {}, past))
+    fetched = trend_stories(start_trend_tests(sources, config, ctx, {}, None))
     engine.dispose()
     assert shared, "a loose alpha so that some trend is told: the comparison checks something"
     assert [(i.kpi, i.message, i.details) for i in shared] == [
