@@ -4,10 +4,11 @@ exports write are the same object, so a download is exactly what is on screen.""
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -18,15 +19,24 @@ from analytics_core.filters import Filters
 from analytics_core.insights import Insight
 from analytics_core.insights.compare import Change
 from analytics_core.insights.feed import build_insights
-from analytics_core.insights.stories.anomaly import history_filters
+from analytics_core.insights.stories.anomaly import history_filters, start_scoring
 from analytics_core.insights.stories.bottleneck import combine_shares, share_queries
 from analytics_core.insights.stories.change import kpi_changes, not_comparable
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
-from analytics_core.sources.areas import AREAS, Sources, run_now, sources_for
+from analytics_core.sources.areas import (
+    AREAS,
+    QUERY_WORKERS,
+    Sources,
+    combined_kpis,
+    run_now,
+    sources_for,
+)
 
 if TYPE_CHECKING:  # redis is imported only where a cache is made
     from analytics_core.cache import PageCache
+
+T = TypeVar("T")
 
 PAGE_KPIS: dict[str, tuple[str, ...]] = {
     "overview": OVERVIEW_KPIS,
@@ -109,22 +119,44 @@ def build_page(
     # feed's too (its anomaly history and contribution shares), so that its detectors
     # start with everything at hand rather than waiting on one query after another.
     with _runner(engine) as run:
-        current_f = run(sources.kpis, ctx, costs, areas)
-        previous_f = run(sources.kpis, before, costs, areas) if covered else None
-        trends_f = run(sources.trends, ctx, costs, areas)
-        previous_trends_f = run(sources.trends, before, costs, areas) if covered else None
-        breakdown_f = run(breakdown[1]) if breakdown else None
-        # The history's areas one after another: each trend task above holds three
-        # connections at once already, and the engine's pool serves other views too.
+
+        def each(calls: dict[str, Callable[[], T]]) -> dict[str, Future[T]]:
+            return {name: run(call) for name, call in calls.items()}
+
+        # Every task one statement on one connection, so a page holds at most
+        # QUERY_WORKERS connections. The feed's anomaly history first: its detectors
+        # wait for it, and nothing waits for them.
         history = ctx.with_filters(history_filters(filters))
-        past_f = run(replace(sources, concurrent=False).trends, history, costs) if feed else None
-        share_fs = share_queries(run, sources, ctx, current_f, previous_f) if shares else None
-        current, trends = current_f.result(), trends_f.result()
-        previous = previous_f.result() if previous_f else dict.fromkeys(current)
+        past_fs = each(sources.trend_calls(history, costs) if feed else {})
+        current_fs = each(sources.kpi_calls(ctx, costs, areas))
+        previous_fs = each(sources.kpi_calls(before, costs, areas) if covered else {})
+        trends_fs = each(sources.trend_calls(ctx, costs, areas))
+        previous_trends_fs = each(sources.trend_calls(before, costs, areas) if covered else {})
+        breakdown_f = run(breakdown[1]) if breakdown else None
+        # The endpoint shares wait for their period's p95, from the performance KPIs
+        # (queued before them: a FIFO pool cannot deadlock).
+        share_fs = (
+            share_queries(
+                run, sources, ctx, current_fs["performance"], previous_fs.get("performance")
+            )
+            if shares
+            else None
+        )
+        past = {name: future.result() for name, future in past_fs.items()}
+        # Scored on the worker process, where one runs, while the other queries finish.
+        scorings = start_scoring(config, ctx, past) if feed else None
+        current = combined_kpis([f.result() for f in current_fs.values()])
+        trends = {name: future.result() for name, future in trends_fs.items()}
+        previous = (
+            combined_kpis([f.result() for f in previous_fs.values()])
+            if previous_fs
+            else dict.fromkeys(current)
+        )
     keys = PAGE_KPIS[page]
-    if previous_trends_f is not None:
+    if previous_trends_fs:
         alpha = config.insights.change_alpha
-        changes = kpi_changes(current, previous, trends, previous_trends_f.result(), alpha)
+        previous_trends = {name: future.result() for name, future in previous_trends_fs.items()}
+        changes = kpi_changes(current, previous, trends, previous_trends, alpha)
     else:
         changes = {k: not_comparable(v) for k, v in current.items()}
 
@@ -136,10 +168,9 @@ def build_page(
         series.update(tables)
 
     insights: list[Insight] = []
-    if feed and past_f is not None:
-        past = past_f.result()
+    if feed:
         insights = build_insights(
-            sources, config, ctx, current, previous, trends, changes, tables, past
+            sources, config, ctx, current, previous, trends, changes, tables, past, scorings
         )
         if page == "overview":
             insights = [i for i in insights if i.status in ("firing", "resolved")][:3]
@@ -221,10 +252,3 @@ def _runner(engine: Engine) -> _Inline | _Pooled:
     if engine.dialect.name == "postgresql":
         return _Pooled(workers=QUERY_WORKERS)
     return _Inline()
-
-
-# Four tasks at once: two of them may be trend sets of three areas, each area on its own
-# connection (Sources.trends), so a page holds up to eight connections; SQLAlchemy's
-# default pool (5 + 10 overflow) serves one page at a time, another page's queries wait
-# for connections rather than fail.
-QUERY_WORKERS = 4

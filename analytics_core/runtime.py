@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import sys
 import threading
+import types
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -68,7 +70,17 @@ def start_worker() -> None:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         _worker = ProcessPoolExecutor(max_workers=1, mp_context=context)
-        _worker_ready = _worker.submit(_warm_up)
+        # A new process re-runs this one's __main__ by its path unless it is guarded by
+        # ``if __name__ == "__main__"``; under Streamlit __main__ is the app's own script
+        # (and under AppTest a temporary one). The worker needs nothing from it: while
+        # the first submit starts the process (synchronously), __main__ is an empty module.
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            _worker_ready = _worker.submit(_warm_up)
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 def stop_worker() -> None:

@@ -14,7 +14,12 @@ from analytics_core.config import Config
 from analytics_core.context import QueryContext
 from analytics_core.insights import compare
 from analytics_core.insights.model import Insight, rank
-from analytics_core.insights.stories.anomaly import history_filters, metric_anomalies
+from analytics_core.insights.stories.anomaly import (
+    Scoring,
+    history_filters,
+    metric_anomalies,
+    start_scoring,
+)
 from analytics_core.insights.stories.bottleneck import bottleneck_insights, bottleneck_tables
 from analytics_core.insights.stories.capacity import capacity_insights
 from analytics_core.insights.stories.change import significant_changes
@@ -35,12 +40,15 @@ def build_insights(
     changes: dict[str, compare.Change],
     tables: dict[str, pd.DataFrame] | None = None,
     past: dict[str, pd.DataFrame] | None = None,
+    scorings: list[Scoring] | None = None,
 ) -> list[Insight]:
     """``series`` are the range's trends at its granularity, up to ``ctx.now``; ``tables``
     the bottleneck tables and ``past`` the trends over :func:`history_filters` when the
-    caller already has them (fetched alongside its other queries). Every detector sees the range
-    only up to ``min(end, now)`` and skips partial buckets. Any further figures (anomaly
-    history, daily trends, episodes, capacity) come from ``sources`` under ``ctx``."""
+    caller already has them (fetched alongside its other queries), and ``scorings`` their
+    anomaly scores when the caller started them (:func:`start_scoring`). Every detector
+    sees the range only up to ``min(end, now)`` and skips partial buckets. Any further
+    figures (anomaly history, daily trends, episodes, capacity) come from ``sources``
+    under ``ctx``."""
     currency = config.costs.currency
     filters = ctx.filters
     if tables is None:
@@ -64,7 +72,9 @@ def build_insights(
     # The trend tests first: on the worker process, where one runs, while the anomalies
     # are scored here.
     trend_tests = start_trend_tests(sources, config, ctx, series, daily)
-    found += metric_anomalies(sources, config, ctx, current, tables["bottleneck_endpoints"], past)
+    if scorings is None:
+        scorings = start_scoring(config, ctx, past)
+    found += metric_anomalies(sources, ctx, current, tables["bottleneck_endpoints"], scorings)
     found += trend_stories(trend_tests)
     found += significant_changes(current, previous, changes, currency)
     found += bottleneck_insights(tables)

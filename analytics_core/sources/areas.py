@@ -26,6 +26,12 @@ from analytics_core.queries import bottlenecks, business, detection, performance
 T = TypeVar("T")
 
 
+# Statements of one page at once, each on its own pooled connection: a page being built
+# holds at most this many connections. SQLAlchemy's default pool (5 + 10 overflow) serves
+# three pages at a time; another page's queries wait for connections rather than fail.
+QUERY_WORKERS = 4
+
+
 def run_now(fn: Callable[..., T], *args: object) -> Future[T]:
     """``fn(*args)`` run at once, as a finished future: the in-turn counterpart of a
     pool's ``submit`` (its exception is re-raised by ``result()``, as from a thread)."""
@@ -122,21 +128,34 @@ class Sources:
     def kpis(self, ctx: QueryContext, costs: Costs, areas: Sequence[str] = AREAS) -> Figures:
         """The KPIs of the given areas, in area order; ``avg_response_ms`` (the Overview's
         name for the mean latency) with the performance ones."""
-        values: Figures = {}
+        return combined_kpis([call() for call in self.kpi_calls(ctx, costs, areas).values()])
+
+    def kpi_calls(
+        self, ctx: QueryContext, costs: Costs, areas: Sequence[str] = AREAS
+    ) -> dict[str, Callable[[], Figures]]:
+        """Each area's KPIs as a call of its own, by area, in area order, for a caller that
+        runs them on its own pool; :func:`combined_kpis` joins what they return."""
+        calls: dict[str, Callable[[], Figures]] = {}
         if "detection" in areas:
-            values.update(self.detection.kpis(ctx))
+            calls["detection"] = lambda: self.detection.kpis(ctx)
         if "performance" in areas:
-            values.update(self.performance.kpis(ctx))
+            calls["performance"] = lambda: self.performance.kpis(ctx)
         if "business" in areas:
-            values.update(self.business.kpis(ctx, costs))
-        if "performance" in areas:
-            values["avg_response_ms"] = values["avg_ms"]
-        return values
+            calls["business"] = lambda: self.business.kpis(ctx, costs)
+        return calls
 
     def trends(
         self, ctx: QueryContext, costs: Costs, areas: Sequence[str] = AREAS
     ) -> dict[str, pd.DataFrame]:
         """The given areas' trends up to ``ctx.now``, with their ``partial`` flag."""
+        calls = self.trend_calls(ctx, costs, areas)
+        return dict(zip(calls, self.run_all(list(calls.values())), strict=True))
+
+    def trend_calls(
+        self, ctx: QueryContext, costs: Costs, areas: Sequence[str] = AREAS
+    ) -> dict[str, Callable[[], pd.DataFrame]]:
+        """Each area's trend as a call of its own, by series name, for a caller that runs
+        them on its own pool (see :meth:`trends`)."""
         calls: dict[str, Callable[[], pd.DataFrame]] = {}
         if "detection" in areas:
             calls["detection_trend"] = lambda: self.detection.trend(ctx)
@@ -144,16 +163,28 @@ class Sources:
             calls["performance_trend"] = lambda: self.performance.trend(ctx)
         if "business" in areas:
             calls["business_trend"] = lambda: self.business.trend(ctx, costs)
-        return dict(zip(calls, self.run_all(list(calls.values())), strict=True))
+        return calls
 
     def run_all(self, calls: Sequence[Callable[[], T]]) -> list[T]:
         """Each call's result, in order: on threads at once where the areas' queries may
         run concurrently, else one after another."""
         if not self.concurrent or len(calls) < 2:
             return [call() for call in calls]
-        with ThreadPoolExecutor(len(calls), thread_name_prefix="area-query") as pool:
+        workers = min(len(calls), QUERY_WORKERS)
+        with ThreadPoolExecutor(workers, thread_name_prefix="area-query") as pool:
             futures = [pool.submit(call) for call in calls]
             return [future.result() for future in futures]
+
+
+def combined_kpis(parts: Sequence[Figures]) -> Figures:
+    """Areas' KPIs (in area order) as one mapping, with ``avg_response_ms`` (the
+    Overview's name for the mean latency) where the performance KPIs are among them."""
+    values: Figures = {}
+    for part in parts:
+        values.update(part)
+    if "avg_ms" in values:
+        values["avg_response_ms"] = values["avg_ms"]
+    return values
 
 
 RAW_LABEL = "raw tables"

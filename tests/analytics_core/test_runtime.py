@@ -100,3 +100,30 @@ def test_the_feed_with_the_worker_equals_the_feed_without(tmp_path, worker):
     assert [(i.kind, i.kpi, i.message, i.details) for i in with_worker] == [
         (i.kind, i.kpi, i.message, i.details) for i in inline
     ]
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path):
+    # Under Streamlit, __main__ is the app's script, with no ``if __name__ == "__main__"``.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(runtime.__file__).resolve().parents[1]
+    script = tmp_path / "app_script.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from analytics_core import runtime\n"
+        "print('script ran', flush=True)\n"
+        "runtime.start_worker()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while runtime.offload(os.getpid).result() == os.getpid():\n"
+        "    assert time.monotonic() < deadline\n"
+        "    time.sleep(0.1)\n"
+        "print('answered by another process', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["script ran", "answered by another process"]

@@ -4,7 +4,8 @@ seasonal baseline, with what drove them."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 
@@ -26,6 +27,7 @@ from analytics_core.insights.stories.common import (
 )
 from analytics_core.kpis import KPIS, area_of, bucket_values, format_kpi, is_missing
 from analytics_core.queries.common import bucket_end
+from analytics_core.runtime import offload
 from analytics_core.sources.areas import Sources
 
 # How much history before the range the anomaly detector learns from.
@@ -48,28 +50,57 @@ def history_filters(filters: Filters) -> Filters:
     )
 
 
-def metric_anomalies(
-    sources: Sources,
-    config: Config,
-    ctx: QueryContext,
-    current: dict[str, float | int | None],
-    endpoints: pd.DataFrame,
-    frames: dict[str, pd.DataFrame],
-) -> list[Insight]:
-    """``endpoints``: the range's endpoint shares, the usual picture an episode is set against;
-    ``frames``: the trends over :func:`history_filters`. Only buckets complete by
-    ``ctx.now`` are scored or used as history."""
-    filters = ctx.filters
-    history = history_filters(filters)
+@dataclass(frozen=True)
+class Scoring:
+    """One watched metric's history and its anomaly scores, maybe still being computed."""
+
+    metric: Metric
+    frame: pd.DataFrame
+    values: pd.Series
+    scored: Future[pd.DataFrame]
+
+
+def start_scoring(
+    config: Config, ctx: QueryContext, frames: dict[str, pd.DataFrame]
+) -> list[Scoring]:
+    """The anomaly scores of every watched metric over ``frames`` (the trends over
+    :func:`history_filters`), handed to the worker process where one runs
+    (:func:`analytics_core.runtime.offload`): a page starts them as soon as its history
+    is read, while its other queries run. Only buckets complete by ``ctx.now`` are
+    scored or used as history."""
+    step = BUCKET_WIDTH[history_filters(ctx.filters).granularity]
     sensitivity = config.insights.sensitivity
-    out: list[Insight] = []
-    pending: list[tuple[Insight, Callable[[], tuple[str | None, str | None]]]] = []
-    learning: dict[str, list[str]] = {}
+    scorings = []
     for metric in WATCHED:
         frame = since_first_activity(complete_buckets(frames[metric.series]), metric.series)
         values = bucket_values(frame, metric.kpi)
-        scored = anomalies.detect(
-            frame["bucket"], values, sensitivity=sensitivity, step=BUCKET_WIDTH[history.granularity]
+        scored = offload(
+            partial(anomalies.detect, sensitivity=sensitivity, step=step), frame["bucket"], values
+        )
+        scorings.append(Scoring(metric, frame, values, scored))
+    return scorings
+
+
+def metric_anomalies(
+    sources: Sources,
+    ctx: QueryContext,
+    current: dict[str, float | int | None],
+    endpoints: pd.DataFrame,
+    scorings: list[Scoring],
+) -> list[Insight]:
+    """The anomaly stories of :func:`start_scoring`'s scores; ``endpoints``: the range's
+    endpoint shares, the usual picture an episode is set against."""
+    filters = ctx.filters
+    history = history_filters(filters)
+    out: list[Insight] = []
+    pending: list[tuple[Insight, Callable[[], tuple[str | None, str | None]]]] = []
+    learning: dict[str, list[str]] = {}
+    for scoring in scorings:
+        metric, frame, values, scored = (
+            scoring.metric,
+            scoring.frame,
+            scoring.values,
+            scoring.scored.result(),
         )
         in_range = (frame["bucket"] >= _start(filters)).to_numpy()
         window = scored[in_range].reset_index(drop=True)

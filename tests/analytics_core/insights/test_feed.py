@@ -364,8 +364,8 @@ def test_queries_at_once_give_the_feed_one_after_another_gives(pg_demo_url, days
         own: list = []
         prefetched = page_data.build_insights
 
-        def also_unfetched(*args):  # the page passes the history and shares it fetched
-            own.extend(prefetched(*args[:-2]))
+        def also_unfetched(*args):  # the page passes the shares, history and scores it has
+            own.extend(prefetched(*args[:-3]))
             return prefetched(*args)
 
         monkeypatch.setattr(page_data, "build_insights", also_unfetched)
@@ -393,3 +393,29 @@ def test_queries_at_once_give_the_feed_one_after_another_gives(pg_demo_url, days
     # What the comparison reaches: the injected incident's story, pointing at its culprit.
     culprit = LATENCY_SPIKE_ENDPOINT if days == 7 else ANOMALY_JUMP_DETECTOR
     assert any(i.kind == "anomaly" and culprit in (i.recommendation or "") for i in got.insights)
+
+
+@pytest.mark.parametrize("page", ["overview", "insights", "business"])
+def test_a_page_being_built_holds_at_most_query_workers_connections(pg_demo_url, page):
+    from sqlalchemy import event
+
+    from analytics_core.sources.areas import QUERY_WORKERS
+
+    engine = make_engine(pg_demo_url)
+    held, peak = set(), []
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection, record, proxy):
+        held.add(id(dbapi_connection))
+        peak.append(len(held))
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection, record):
+        held.discard(id(dbapi_connection))
+
+    try:
+        filters = make_filters(END - timedelta(days=14), END)
+        build_page(engine, load_config(), page, filters, now=END)
+    finally:
+        engine.dispose()
+    assert 2 <= max(peak) <= QUERY_WORKERS  # at once, and never more than the workers
