@@ -8,6 +8,8 @@ nothing happened: an empty feed is an honest answer.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pandas as pd
 
 from analytics_core.config import Config
@@ -40,7 +42,7 @@ def build_insights(
     changes: dict[str, compare.Change],
     tables: dict[str, pd.DataFrame] | None = None,
     past: dict[str, pd.DataFrame] | None = None,
-    scorings: list[Scoring] | None = None,
+    scorings: list[Future[Scoring]] | None = None,
 ) -> list[Insight]:
     """``series`` are the range's trends at its granularity, up to ``ctx.now``; ``tables``
     the bottleneck tables and ``past`` the trends over :func:`history_filters` when the

@@ -52,33 +52,35 @@ def history_filters(filters: Filters) -> Filters:
 
 @dataclass(frozen=True)
 class Scoring:
-    """One watched metric's history and its anomaly scores, maybe still being computed."""
+    """One watched metric's complete history buckets, their values and anomaly scores."""
 
     metric: Metric
     frame: pd.DataFrame
     values: pd.Series
-    scored: Future[pd.DataFrame]
+    scored: pd.DataFrame
+
+
+def score(metric: Metric, frame: pd.DataFrame, sensitivity: float, step: pd.Timedelta) -> Scoring:
+    """The anomaly scores of ``metric`` over its trend ``frame`` (complete buckets only,
+    from the first activity on): a module-level function of plain values, so that it can
+    run on the worker process."""
+    frame = since_first_activity(complete_buckets(frame), metric.series)
+    values = bucket_values(frame, metric.kpi)
+    scored = anomalies.detect(frame["bucket"], values, sensitivity=sensitivity, step=step)
+    return Scoring(metric, frame, values, scored)
 
 
 def start_scoring(
     config: Config, ctx: QueryContext, frames: dict[str, pd.DataFrame]
-) -> list[Scoring]:
-    """The anomaly scores of every watched metric over ``frames`` (the trends over
+) -> list[Future[Scoring]]:
+    """:func:`score` for every watched metric over ``frames`` (the trends over
     :func:`history_filters`), handed to the worker process where one runs
     (:func:`analytics_core.runtime.offload`): a page starts them as soon as its history
     is read, while its other queries run. Only buckets complete by ``ctx.now`` are
     scored or used as history."""
     step = BUCKET_WIDTH[history_filters(ctx.filters).granularity]
     sensitivity = config.insights.sensitivity
-    scorings = []
-    for metric in WATCHED:
-        frame = since_first_activity(complete_buckets(frames[metric.series]), metric.series)
-        values = bucket_values(frame, metric.kpi)
-        scored = offload(
-            partial(anomalies.detect, sensitivity=sensitivity, step=step), frame["bucket"], values
-        )
-        scorings.append(Scoring(metric, frame, values, scored))
-    return scorings
+    return [offload(score, metric, frames[metric.series], sensitivity, step) for metric in WATCHED]
 
 
 def metric_anomalies(
@@ -86,7 +88,7 @@ def metric_anomalies(
     ctx: QueryContext,
     current: dict[str, float | int | None],
     endpoints: pd.DataFrame,
-    scorings: list[Scoring],
+    scorings: list[Future[Scoring]],
 ) -> list[Insight]:
     """The anomaly stories of :func:`start_scoring`'s scores; ``endpoints``: the range's
     endpoint shares, the usual picture an episode is set against."""
@@ -96,12 +98,8 @@ def metric_anomalies(
     pending: list[tuple[Insight, Callable[[], tuple[str | None, str | None]]]] = []
     learning: dict[str, list[str]] = {}
     for scoring in scorings:
-        metric, frame, values, scored = (
-            scoring.metric,
-            scoring.frame,
-            scoring.values,
-            scoring.scored.result(),
-        )
+        done = scoring.result()
+        metric, frame, values, scored = done.metric, done.frame, done.values, done.scored
         in_range = (frame["bucket"] >= _start(filters)).to_numpy()
         window = scored[in_range].reset_index(drop=True)
         buckets = frame["bucket"][in_range].reset_index(drop=True)
