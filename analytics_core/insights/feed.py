@@ -71,8 +71,8 @@ def build_insights(
     # Daily history up to the range's end: the trend and capacity stories take their days
     # from it rather than fetching them again.
     daily = past if history.granularity == "day" and history.end == filters.end else None
-    # The trend tests first: on the worker process, where one runs, while the anomalies
-    # are scored here.
+    # The trend tests first: on the worker process, where one runs (queued behind the
+    # anomaly scores), while this thread writes the anomaly stories.
     trend_tests = start_trend_tests(sources, config, ctx, series, daily)
     if scorings is None:
         scorings = start_scoring(config, ctx, past)

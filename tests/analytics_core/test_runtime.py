@@ -37,6 +37,7 @@ def _series(seed: int) -> tuple[pd.Series, pd.Series]:
 
 
 def test_without_a_started_worker_the_call_runs_here_at_once():
+    runtime.stop_worker()  # the app's, if an app test in this process started it
     future = runtime.offload(os.getpid)
     assert future.done()
     assert future.result() == os.getpid()
@@ -127,3 +128,28 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["script ran", "answered by another process"]
+
+
+def _warm_up_that_fails() -> None:
+    raise ImportError("a module the worker needs is missing")
+
+
+def test_a_worker_that_cannot_start_is_given_up_and_calls_run_here(monkeypatch, caplog):
+    runtime.stop_worker()
+    monkeypatch.setattr(runtime, "_warm_up", _warm_up_that_fails)
+    days, values = _series(3)
+    expected = detect_trend(days, values, 0.05)
+    runtime.start_worker()
+    try:
+        deadline = time.monotonic() + 60
+        while runtime._failed_starts < runtime.MAX_FAILED_STARTS:
+            assert runtime.offload(detect_trend, days, values, 0.05).result() == expected
+            assert time.monotonic() < deadline, "never given up"
+            time.sleep(0.05)
+        assert runtime._worker is None
+        assert runtime.offload(os.getpid).result() == os.getpid()
+        runtime.start_worker()  # given up: starting again is a no-op
+        assert runtime._worker is None
+    finally:
+        runtime.stop_worker()
+    assert "did not start" in caplog.text and "missing" in caplog.text
