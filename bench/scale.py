@@ -1065,7 +1065,7 @@ def _measure(
 
     from analytics_core.config import load_config
     from analytics_core.filters import make_filters
-    from analytics_core.runtime import freeze_startup_objects, start_worker
+    from analytics_core.runtime import freeze_startup_objects, start_worker, stop_worker
     from analytics_core.sources.database import make_engine
 
     mode = MODE_BY_KEY[mode_key]
@@ -1106,6 +1106,9 @@ def _measure(
         helpers = _helper_peak_rss()
     finally:
         engine.dispose()
+        # Before this child exits: multiprocessing joins a child's own children at its
+        # exit before the executor's exit hook would stop them, and would wait forever.
+        stop_worker()
     return {
         "ms": ms,
         "cpu": cpu,
