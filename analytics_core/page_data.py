@@ -24,12 +24,12 @@ from analytics_core.insights.stories.bottleneck import combine_shares, share_que
 from analytics_core.insights.stories.change import kpi_changes, not_comparable
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
+from analytics_core.runtime import run_now
 from analytics_core.sources.areas import (
     AREAS,
     QUERY_WORKERS,
     Sources,
     combined_kpis,
-    run_now,
     sources_for,
 )
 

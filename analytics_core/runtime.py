@@ -109,7 +109,7 @@ def offload(fn: Callable[..., T], *args: object) -> Future[T]:
     global _failed_starts
     worker, ready = _worker, _worker_ready
     if worker is None or ready is None or not ready.done():
-        return _run_here(fn, *args)
+        return run_now(fn, *args)
     if ready.cancelled() or ready.exception() is not None:
         with _worker_lock:
             if _worker is worker:  # not replaced by another thread meanwhile
@@ -120,7 +120,7 @@ def offload(fn: Callable[..., T], *args: object) -> Future[T]:
                         None if ready.cancelled() else ready.exception(),
                     )
                 _replace(worker)
-        return _run_here(fn, *args)
+        return run_now(fn, *args)
     _failed_starts = 0
     try:
         return _guarded(worker.submit(fn, *args), fn, args)
@@ -128,7 +128,7 @@ def offload(fn: Callable[..., T], *args: object) -> Future[T]:
         with _worker_lock:
             if _worker is worker:
                 _replace(worker)
-        return _run_here(fn, *args)
+        return run_now(fn, *args)
 
 
 def _replace(dead: ProcessPoolExecutor) -> None:
@@ -145,7 +145,7 @@ def _guarded(future: Future[T], fn: Callable[..., T], args: tuple) -> Future[T]:
 
     def settle(done: Future[T]) -> None:
         if done.cancelled() or isinstance(done.exception(), BrokenProcessPool):
-            done = _run_here(fn, *args)
+            done = run_now(fn, *args)
         error = done.exception()
         if error is not None:
             out.set_exception(error)
@@ -156,10 +156,12 @@ def _guarded(future: Future[T], fn: Callable[..., T], args: tuple) -> Future[T]:
     return out
 
 
-def _run_here(fn: Callable[..., T], *args: object) -> Future[T]:
-    done: Future[T] = Future()
+def run_now(fn: Callable[..., T], *args: object) -> Future[T]:
+    """``fn(*args)`` run at once, as a finished future: the in-turn counterpart of a
+    pool's ``submit`` (its exception is re-raised by ``result()``, as from a thread)."""
+    future: Future[T] = Future()
     try:
-        done.set_result(fn(*args))
-    except Exception as exc:  # re-raised by result(), as from the worker
-        done.set_exception(exc)
-    return done
+        future.set_result(fn(*args))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future

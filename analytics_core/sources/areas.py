@@ -10,7 +10,7 @@ columns, same dtypes), so a page cannot tell its sources apart.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -30,17 +30,6 @@ T = TypeVar("T")
 # holds at most this many connections. SQLAlchemy's default pool (5 + 10 overflow) serves
 # three pages at a time; another page's queries wait for connections rather than fail.
 QUERY_WORKERS = 4
-
-
-def run_now(fn: Callable[..., T], *args: object) -> Future[T]:
-    """``fn(*args)`` run at once, as a finished future: the in-turn counterpart of a
-    pool's ``submit`` (its exception is re-raised by ``result()``, as from a thread)."""
-    future: Future[T] = Future()
-    try:
-        future.set_result(fn(*args))
-    except BaseException as exc:
-        future.set_exception(exc)
-    return future
 
 
 Figures = dict[str, float | int | None]

@@ -14,7 +14,8 @@ from analytics_core.context import QueryContext
 from analytics_core.insights import compare
 from analytics_core.insights.model import Insight
 from analytics_core.kpis import is_missing
-from analytics_core.sources.areas import Sources, run_now
+from analytics_core.runtime import run_now
+from analytics_core.sources.areas import Sources
 
 # A contributor is a bottleneck when its share of the cost is this many times its
 # share of the traffic, or when its share grew by this many points.
