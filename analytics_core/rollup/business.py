@@ -33,6 +33,7 @@ from analytics_core.queries.business import BYTES_PER_GB, MS_PER_HOUR, cost
 from analytics_core.queries.common import fill_buckets, numeric, ratio
 from analytics_core.rollup.read import (
     clip,
+    compact,
     filtered_dims,
     first_row,
     flag,
@@ -47,7 +48,7 @@ from analytics_core.rollup.read import (
 from analytics_core.rollup.refresh import merge_ranges
 from analytics_core.rollup.tiles import bucket_boundaries, plan, spans
 from analytics_core.rollup.units import counts_table, read_units, split_buckets
-from analytics_core.rollup.user_days import active_on
+from analytics_core.rollup.user_days import active_in_hours, active_on
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.schema import tenants as tn
@@ -110,12 +111,18 @@ def _rows(
             for start, intervals in by_bucket.items():
                 ts = None if start is None else literal(start, DateTime(timezone=True))
                 bitmaps += active_on(intervals, lambda t, ts=ts: part(t, ts, user_id=t.c.user_id))
+        # Whole hours from the day sets' active hours (there are no hour sets).
+        hours = active_in_hours(
+            spans(sets, "hour"),
+            ctx.filters if "ts" in keep else None,
+            lambda t, ts: part(t, ts, user_id=t.c.user_id),
+        )
         return union_rows(
             [
                 raw(ar, ar.c.ts, user_id=ar.c.user_id),
                 raw(us, us.c.started_at, user_id=us.c.user_id),
                 *rollup_parts(
-                    sets,
+                    [p for p in sets if p.tier != "hour"],
                     "active_users",
                     lambda t: part(t, user_id=t.c.user_id),
                     SHAPE,
@@ -123,6 +130,7 @@ def _rows(
                     filtered,
                 ),
                 *bitmaps,
+                *(compact(stmt, SHAPE, keep) for stmt in hours),
             ]
         )
     seconds = extract("epoch", us.c.ended_at) - extract("epoch", us.c.started_at)

@@ -50,7 +50,7 @@ ROLLUPS: tuple[str, ...] = (
 # layout: after an upgrade that adds or changes tables, the old row no longer counts, so
 # readers fall back to the raw tables (never half-filled new tables) and the next run
 # rebuilds everything, as a first run does. Bump it with every such change.
-ROLLUP_LAYOUT = 4
+ROLLUP_LAYOUT = 5
 STATE_KEY = f"watermark:v{ROLLUP_LAYOUT}"
 
 
@@ -137,7 +137,19 @@ TABLES: dict[tuple[str, str], Table] = {
     (name, grain): Table(f"rollup_{name}_{grain}", metadata, *_columns(name))
     for name in ROLLUPS
     for grain in GRAINS
+    if name != "active_users" or grain == "month"
 }
+# The user sets per UTC day carry the hours of the day the user was active in (bit h:
+# hour h), and there are no hour sets: a user's hour is one or two requests, so hour sets
+# were as many rows as the requests they came from. A range's partial days read the day
+# rows whose hours meet the range's. The current day's row holds the hours before the
+# watermark (the day tier reads only days before ``floor_day(watermark)``).
+TABLES[("active_users", "day")] = Table(
+    "rollup_active_users_day",
+    metadata,
+    *_columns("active_users"),
+    Column("hours", Integer, nullable=False),
+)
 # The user sets also per ISO week (from Monday 00:00 UTC): a range's distinct users read a
 # week's set instead of seven days' (a 30-day range: 4 weekly sets and 2 days instead of 29
 # daily ones). Only for figures over a whole range; other rollups tile weeks by days.

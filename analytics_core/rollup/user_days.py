@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    DateTime,
     Integer,
     Select,
     Table,
@@ -30,13 +31,18 @@ from sqlalchemy import (
     literal,
     literal_column,
     or_,
+    values,
 )
+from sqlalchemy import column as sql_column
 
-from analytics_core.rollup.schema import DAY_BITS, DAY_WORDS, USER_DAYS
+from analytics_core.filters import Filters
+from analytics_core.rollup.schema import DAY_BITS, DAY_WORDS, USER_DAYS, rollup_table
+from analytics_core.rollup.tiles import bucket_boundaries, floor_unit, next_unit
 
 Interval = tuple[datetime, datetime]
 WORDS = tuple(f"days_{k}" for k in range(DAY_WORDS))
 _DAY = timedelta(days=1)
+_HOUR = timedelta(hours=1)
 
 
 def year_start(moment: datetime) -> datetime:
@@ -95,3 +101,48 @@ def active_on(intervals: Sequence[Interval], build: Callable[[Table], Select]) -
         ]
         parts.append(build(USER_DAYS).where(USER_DAYS.c.bucket == year, or_(*met)))
     return parts
+
+
+def hour_segments(
+    intervals: Sequence[Interval], filters: Filters | None
+) -> list[tuple[datetime, datetime, int]]:
+    """``(day, start, hour bits)`` per piece of the whole-UTC-hour ``intervals`` cut at UTC
+    midnights and, given a trend's ``filters``, at its output bucket boundaries."""
+    out = []
+    for lo, hi in intervals:
+        cuts = {lo, hi, *(bucket_boundaries(filters, lo, hi) if filters else ())}
+        day = next_unit(floor_unit(lo, "day"), "day")
+        while day < hi:
+            cuts.add(day)
+            day += _DAY
+        edges = sorted(cuts)
+        for a, b in zip(edges, edges[1:], strict=False):
+            day = floor_unit(a, "day")
+            first, last = (a - day) // _HOUR, (b - day) // _HOUR
+            out.append((day, a, sum(1 << h for h in range(first, last))))
+    return out
+
+
+def active_in_hours(
+    intervals: Sequence[Interval],
+    filters: Filters | None,
+    build: Callable[[Table, ColumnElement], Select],
+) -> list[Select]:
+    """``build(day_sets, ts)`` for the users active in the whole UTC hours ``intervals``:
+    the day set rows whose active hours meet them (none for no intervals).
+
+    With a trend's ``filters`` each piece inside one output bucket is read apart and
+    ``ts`` is its start (inside the bucket); else ``ts`` is the row's day."""
+    segments = hour_segments(intervals, filters)
+    if not segments:
+        return []
+    sets = rollup_table("active_users", "day")
+    listed = values(
+        sql_column("day", DateTime(timezone=True)),
+        sql_column("start", DateTime(timezone=True)),
+        sql_column("bits", Integer),
+        name="hour_spans",
+    ).data(segments)
+    day, start = (cast(c, DateTime(timezone=True)) for c in (listed.c.day, listed.c.start))
+    meets = and_(sets.c.bucket == day, sets.c.hours.bitwise_and(listed.c.bits) != 0)
+    return [build(sets, start if filters else sets.c.bucket).join(listed, meets)]

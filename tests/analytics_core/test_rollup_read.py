@@ -624,16 +624,18 @@ def test_trend_percentiles_of_whole_units_come_from_the_stored_quantiles(rolled,
 def test_distinct_users_of_a_range_read_its_whole_days_from_the_day_bitmaps(rolled):
     """2026-10-15 .. 11-12 (watermark 11-06 13:00): the whole UTC days 10-15 .. 11-05 come
     from the users' active-day bitmaps (no day, week or month set is read), the hours of
-    11-06 from the hour sets, the rest raw; the figure is the raw one."""
+    11-06 from the active hours of that day's set (joined to the hours' bits: the only
+    read of a set table), the rest raw; the figure is the raw one."""
     ctx, engine, wm = _ctx("scope"), rolled.engine, rolled.watermark
     for call in (
         lambda: rollup_business.kpis(engine, ctx, wm, COSTS),
         lambda: rollup_business.by_tenant(engine, ctx, wm, COSTS),
     ):
         tables = _tables_read(engine, call)
-        assert "rollup_active_user_days" in " ".join(_statements(engine, call))
+        statements = " ".join(_statements(engine, call))
+        assert "rollup_active_user_days" in statements and "hour_spans" in statements
         assert {t for t in tables if t.startswith("rollup_active_users_")} == {
-            "rollup_active_users_hour"
+            "rollup_active_users_day"
         }
     assert (
         rollup_business.kpis(engine, ctx, wm, COSTS)["active_users"]

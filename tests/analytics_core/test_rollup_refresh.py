@@ -215,7 +215,8 @@ def expected_tables(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.Dat
             confirmed_sum=("confirmed", "sum"),
             false_positives_sum=("false_positives", "sum"),
         )
-        out[("active_users", g)] = _user_sets(data, g, wm)
+        if g != "hour":  # no hour sets: the day sets carry the hours
+            out[("active_users", g)] = _user_sets(data, g, wm)
         out[("new_users", g)] = _grouped(
             _events(data.users, "created_at", g, wm), ["tenant_id"], new_users=("user_id", "count")
         )
@@ -227,7 +228,18 @@ def expected_tables(data: Dataset, wm: datetime) -> dict[tuple[str, str], pd.Dat
             ended_seconds_sum=("seconds", "sum"),
         )
     out[("active_users", "week")] = _user_sets(data, "week", wm)  # the user sets only
+    out[("active_users", "day")] = expected_user_day_hours(data, wm)
     return out
+
+
+def expected_user_day_hours(data: Dataset, wm: datetime) -> pd.DataFrame:
+    """Per UTC day up to the watermark (the current day too, its hours before it), tenant
+    and user: the sum of 2**h over the hours h of the day in which the user was active."""
+    hours = _user_sets(data, "hour", wm)
+    hours["day"] = hours.bucket.dt.floor("D")
+    hours["hours"] = 2 ** hours.bucket.dt.hour.astype("int64")
+    summed = hours.groupby(["day", "tenant_id", "user_id"], as_index=False).hours.sum()
+    return summed.rename(columns={"day": "bucket"})
 
 
 # --- reading the rollup tables back ----------------------------------------------------
@@ -494,30 +506,38 @@ def test_late_rows_inside_the_window_count_and_older_ones_do_not(writer, base):
     assert_rollups_equal(writer, both, second.new_watermark)
 
 
-def test_interrupted_run_changes_nothing_and_the_next_run_repairs(writer, base, monkeypatch):
+def test_interrupted_run_keeps_the_watermark_and_the_next_run_repairs(writer, base, monkeypatch):
+    """Each family commits on its own: the failing one's tables are as they were, one
+    that ran before it holds the source's rows, the watermark stays, and the next run
+    recomputes the window without counting anything twice."""
     first = refresh(writer, now=NOW)
     data = add_rows(writer, base, first.new_watermark + timedelta(minutes=5), ids_from=94_000)
     data = add_rows(writer, data, first.new_watermark - timedelta(minutes=5), ids_from=95_000)
     before = read_tables(writer)
 
     real = refresh_module._refresh_rollup
-    calls = []
 
-    def fail_on_the_fourth(*args, **kwargs):
-        calls.append(args[1].name)
-        if len(calls) == 4:  # three rollups written in this transaction already
+    def fail_on_detections(conn, rollup, *args, **kwargs):
+        if rollup.name == "detections":  # started after "requests" (longest first)
             raise RuntimeError("injected failure")
-        return real(*args, **kwargs)
+        return real(conn, rollup, *args, **kwargs)
 
-    monkeypatch.setattr(refresh_module, "_refresh_rollup", fail_on_the_fourth)
+    monkeypatch.setattr(refresh_module, "_refresh_rollup", fail_on_detections)
+    later = NOW + timedelta(hours=2)
     with pytest.raises(RuntimeError, match="injected"):
-        refresh(writer, now=NOW + timedelta(hours=2))
-    assert len(calls) == 4
-    assert_unchanged(before, read_tables(writer))
+        refresh(writer, now=later)
     assert watermark(writer) == first.new_watermark
+    after = read_tables(writer)
+    detections = [k for k in before if k[0] == "detections"]
+    assert detections and all(after[k].equals(before[k]) for k in detections)
+    expected = expected_tables(data, refresh_module.floor_hour(later))
+    for grain in GRAINS:
+        want = _normal(expected[("requests", grain)], rollup_table("requests", grain))
+        pd.testing.assert_frame_equal(after[("requests", grain)], want, rtol=1e-9)
+    assert not after[("requests", "hour")].equals(before[("requests", "hour")])
 
     monkeypatch.setattr(refresh_module, "_refresh_rollup", real)
-    second = refresh(writer, now=NOW + timedelta(hours=2))
+    second = refresh(writer, now=later)
     assert second.old_watermark == first.new_watermark
     assert_rollups_equal(writer, data, second.new_watermark)
 

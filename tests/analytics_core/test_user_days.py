@@ -35,3 +35,27 @@ def test_each_day_sets_bit_day_mod_62_of_word_day_div_62():
         year, [(_day("2025-01-01"), _day("2025-01-02")), (_day("2025-03-03"), _day("2025-03-05"))]
     )
     assert masks == [1 | (1 << 61), 1, 0, 0, 0, 0]
+
+
+def test_whole_hours_are_cut_at_utc_midnights_and_at_a_trends_bucket_boundaries():
+    from analytics_core.filters import Filters
+    from analytics_core.rollup.refresh import hour_bits
+    from analytics_core.rollup.user_days import hour_segments
+
+    lo, hi = datetime(2026, 3, 28, 21, tzinfo=UTC), datetime(2026, 3, 29, 3, tzinfo=UTC)
+    day1, day2 = _day("2026-03-28"), _day("2026-03-29")
+    bits = {day1: (1 << 21) | (1 << 22) | (1 << 23), day2: 0b111}
+    assert hour_segments([(lo, hi)], None) == [(day1, lo, bits[day1]), (day2, day2, bits[day2])]
+    assert hour_bits([(lo, hi)]) == bits
+    # Paris days: midnight of 29 March (CET, +01:00) is 28 March 23:00 UTC.
+    paris = Filters(start=lo, end=hi, tz="Europe/Paris", granularity="day")
+    eleven = datetime(2026, 3, 28, 23, tzinfo=UTC)
+    assert hour_segments([(lo, hi)], paris) == [
+        (day1, lo, (1 << 21) | (1 << 22)),
+        (day1, eleven, 1 << 23),
+        (day2, day2, bits[day2]),
+    ]
+    hourly = Filters(start=lo, end=hi, tz="UTC", granularity="hour")
+    assert [(d, s.hour, b) for d, s, b in hour_segments([(lo, hi)], hourly)] == [
+        (day1 if h >= 21 else day2, h, 1 << h) for h in (21, 22, 23, 0, 1, 2)
+    ]
