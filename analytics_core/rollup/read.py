@@ -34,9 +34,9 @@ from sqlalchemy import (
     DateTime,
     Double,
     Engine,
+    FromClause,
     Select,
     Subquery,
-    Table,
     and_,
     case,
     cast,
@@ -57,7 +57,7 @@ from analytics_core.context import QueryContext
 from analytics_core.filters import Filters
 from analytics_core.queries.common import bucket, in_range
 from analytics_core.rollup.schema import key_columns, smallest_table
-from analytics_core.rollup.sketch import GAMMA, ZERO_BIN
+from analytics_core.rollup.sketch import GAMMA, ZERO_BIN, is_sketch, unnested
 from analytics_core.rollup.tiles import RAW, Piece, spans
 from analytics_core.sources.database import read_frame
 
@@ -151,13 +151,14 @@ def filtered_dims(ctx: QueryContext) -> set[str]:
 def rollup_parts(
     pieces: Sequence[Piece],
     name: str,
-    build: Callable[[Table], Select],
+    build: Callable[[FromClause], Select],
     shape: Shape,
     keep: Collection[str],
     filtered: Collection[str],
 ) -> list[Select]:
     """``build(table)`` for each tier table of rollup ``name`` that the plan reads, each
-    restricted to its pieces and :func:`compact`-ed to the ``keep`` columns.
+    restricted to its pieces and :func:`compact`-ed to the ``keep`` columns (a sketch
+    table's rows one per bin, with ``bin`` and ``n``: :func:`.sketch.unnested`).
 
     The table of each tier is the smallest projection that has the kept dimensions and
     the ``filtered`` ones (:func:`filtered_dims`); ``build`` reads its optional columns
@@ -169,7 +170,11 @@ def rollup_parts(
         intervals = spans(pieces, tier)
         if intervals:
             table = smallest_table(name, tier, needed)
-            stmt = restrict(build(table), table.c.bucket, intervals)
+            if is_sketch(table):  # its rows one per bin, the table restricted first
+                bins = unnested(table, lambda s, t=table, i=intervals: restrict(s, t.c.bucket, i))
+                stmt = build(bins)
+            else:
+                stmt = restrict(build(table), table.c.bucket, intervals)
             # Rows keyed by exactly the kept columns are one per group already.
             unique = "ts" in keep and key_columns(table) <= set(keep)
             parts.append(stmt if unique else compact(stmt, shape, keep))

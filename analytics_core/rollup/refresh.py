@@ -70,8 +70,9 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from analytics_core.rollup.read import sketch_totals
+from analytics_core.rollup.read import sketch_totals, sum_as
 from analytics_core.rollup.schema import (
     COUNT_GRAINS,
     PROJECTION_TABLES,
@@ -83,12 +84,13 @@ from analytics_core.rollup.schema import (
     USER_COUNTS,
     USER_DAYS,
     create_rollup_tables,
+    key_columns,
     metadata,
     rollup_state,
     rollup_table,
     tables_of,
 )
-from analytics_core.rollup.sketch import bin_expr
+from analytics_core.rollup.sketch import bin_expr, is_sketch, unnested
 from analytics_core.rollup.tiles import floor_unit, next_unit
 from analytics_core.rollup.user_days import WORDS, by_year, day_bit_words, day_masks
 from analytics_core.schema import api_requests as ar
@@ -320,7 +322,10 @@ def in_ranges(column: ColumnElement, ranges: Sequence[Range]) -> ColumnElement[b
 def hour_select(part: Part, table: Table, ranges: Sequence[Range]) -> Select:
     """The hour rows of one part for the source rows whose event time is in ``ranges``."""
     bucket = bucket_start("hour", part.time)
-    measures = [cast(expr, table.c[name].type).label(name) for name, expr in part.measures.items()]
+    types = {
+        name: table.c[name].type if name in table.c else BigInteger() for name in part.measures
+    }
+    measures = [cast(expr, types[name]).label(name) for name, expr in part.measures.items()]
     return (
         select(
             bucket.label("bucket"),
@@ -342,11 +347,26 @@ def _in_time_order(table: Table, columns: Sequence[str], query: Select | Compoun
     return insert(table).from_select(list(columns), ordered)
 
 
+def as_sketches(per_bin: Select, keys: Sequence[str]):
+    """``per_bin``'s ``(bucket, keys, bin, n)`` rows as one sketch row per bucket and keys:
+    the bins ascending and their counts, aligned (both ordered by bin)."""
+    rows = per_bin.subquery("per_bin")
+    group = [rows.c.bucket, *(rows.c[k] for k in keys)]
+    return select(
+        *group,
+        func.array_agg(aggregate_order_by(rows.c.bin, rows.c.bin)).label("bins"),
+        func.array_agg(aggregate_order_by(rows.c.n, rows.c.bin)).label("counts"),
+    ).group_by(*group)
+
+
 def hour_insert(rollup: Rollup, ranges: Sequence[Range]):
     table = rollup_table(rollup.name, "hour")
     selects = [hour_select(part, table, ranges) for part in rollup.parts]
     query = selects[0] if len(selects) == 1 else union(*selects)  # UNION: distinct rows
     first = rollup.parts[0]
+    if is_sketch(table):  # the part's (bin, n) rows, one sketch row per hour and keys
+        keys = [name for name in first.dimensions if name != "bin"]
+        return _in_time_order(table, ["bucket", *keys, "bins", "counts"], as_sketches(query, keys))
     columns = ["bucket", *first.dimensions, *first.measures]
     return _in_time_order(table, columns, query)
 
@@ -361,9 +381,20 @@ def coarse_insert(rollup: Rollup, grain: str, finer: str, ranges: Sequence[Range
 def summed_insert(source: Table, target: Table, grain: str, ranges: Sequence[Range]):
     """``target``'s rows at ``grain`` as the sums of ``source``'s measures over the
     ``source`` rows in ``ranges``, grouped by the ``grain`` bucket and ``target``'s keys
-    (distinct rows where there are no measures): a coarser grain, or a projection."""
-    bucket = bucket_start(grain, source.c.bucket)
+    (distinct rows where there are no measures): a coarser grain, or a projection.
+    Sketches merge bin by bin."""
     keys = [c.name for c in target.columns if c.primary_key and c.name != "bucket"]
+    if is_sketch(target):
+        rows = unnested(source, lambda s: s.where(in_ranges(source.c.bucket, ranges)))
+        bucket = bucket_start(grain, rows.c.bucket)
+        dims = [rows.c[name] for name in keys]
+        per_bin = select(
+            bucket.label("bucket"), *dims, rows.c.bin, sum_as(rows.c.n, BigInteger).label("n")
+        ).group_by(bucket, *dims, rows.c.bin)
+        return _in_time_order(
+            target, ["bucket", *keys, "bins", "counts"], as_sketches(per_bin, keys)
+        )
+    bucket = bucket_start(grain, source.c.bucket)
     measures = [c.name for c in target.columns if not c.primary_key]
     dims = [source.c[name] for name in keys]
     sums = [cast(func.sum(source.c[name]), target.c[name].type).label(name) for name in measures]
@@ -525,13 +556,15 @@ def _refresh_rollup(
     for grain, ranges in (("hour", hours), ("day", days), ("month", months)):
         if rollup.name not in PROJECTIONS:
             break
-        full = rollup_table(rollup.name, grain)
-        for table in tables_of(rollup.name, grain)[1:]:
+        tables = tables_of(rollup.name, grain)
+        for larger, table in zip(tables, tables[1:], strict=False):
+            # From the next larger table when it has every key (fewer rows to sum).
+            source = larger if key_columns(table) <= key_columns(larger) else tables[0]
             rows[table.name] = _replace(
                 conn,
                 table,
                 ranges,
-                lambda chunk, t=table, f=full, g=grain: summed_insert(f, t, g, chunk),
+                lambda chunk, t=table, f=source, g=grain: summed_insert(f, t, g, chunk),
             )
 
 
@@ -637,10 +670,12 @@ def count_insert(source: FromClause, target: Table, grain: str, ranges: Sequence
 
 
 def _user_sets(grain: str, ranges: Sequence[Range]) -> FromClause:
-    """The user set rows of ``grain``; for hours (no hour sets), the source rows."""
+    """The user set rows that tile units of ``grain``: the source rows for hours (there
+    are no hour sets), the day sets for ISO weeks (no week sets either: they were read
+    only to count weeks)."""
     if grain == "hour":
         return user_events(BY_NAME["active_users"], ranges)
-    return rollup_table("active_users", grain)
+    return rollup_table("active_users", "day" if grain == "week" else grain)
 
 
 def _refresh_user_counts(
@@ -649,13 +684,6 @@ def _refresh_user_counts(
     """The distinct-user counts of every whole unit touching ``hours`` (whose user sets
     were just rebuilt), from the finest set table that tiles the unit."""
     touched = _touched(hours, new_wm)
-    week_sets = rollup_table("active_users", "week")
-    rows[week_sets.name] = _replace(
-        conn,
-        week_sets,
-        touched["week"],
-        lambda chunk: summed_insert(rollup_table("active_users", "day"), week_sets, "week", chunk),
-    )
     for (_, grain), table in USER_COUNTS.items():
         rows[table.name] = _replace(
             conn,
@@ -719,12 +747,9 @@ def quantile_insert(source: Table, target: Table, grain: str, ranges: Sequence[R
     """``target``'s rows: per ``grain`` unit, the count and the bins at the ranks of each
     stored quantile level of the merged sketch rows of ``source`` (an ``all`` projection)
     in ``ranges``."""
-    bucket = bucket_start(grain, source.c.bucket)
-    rows = (
-        select(bucket.label("bucket"), source.c.bin, source.c.n)
-        .where(in_ranges(source.c.bucket, ranges))
-        .subquery("units")
-    )
+    sketches = unnested(source, lambda s: s.where(in_ranges(source.c.bucket, ranges)))
+    bucket = bucket_start(grain, sketches.c.bucket)
+    rows = select(bucket.label("bucket"), sketches.c.bin, sketches.c.n).subquery("units")
     totals = sketch_totals(rows, ["bucket"], {}, QUANTILE_LEVELS)
     bins = [c.name for c in target.columns if c.name not in ("bucket", "sketch_n")]
     query = select(
@@ -766,6 +791,10 @@ def _store_state(conn: Connection, wm: datetime | None, now: datetime, late: tim
         )
     )
 
+
+# Tables of earlier layouts that the current one no longer has: dropped with the rest
+# when a run finds an older layout.
+RETIRED_TABLES = ("rollup_active_users_hour", "rollup_active_users_week")
 
 # Rollup families (a rollup with its coarser grains, projections, counts and quantiles)
 # run at once on PostgreSQL, each on its own connection: the work is the server's
@@ -872,6 +901,8 @@ def refresh(
                 # Tables of an older layout: derived data, possibly with other columns, that
                 # CREATE IF NOT EXISTS would keep as they are. Start again from nothing.
                 metadata.drop_all(conn)
+                for name in RETIRED_TABLES:
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
                 metadata.create_all(conn)
             old_wm = _utc(
                 conn.execute(

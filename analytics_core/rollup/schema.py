@@ -5,7 +5,9 @@ columns across grains. ``bucket`` is the UTC start of the hour, day or month
 (timestamptz). Every figure is additive (counts and sums) or a set (active users), so
 a coarser bucket is the sum or union of finer ones, and any range is tiled exactly.
 Latency and run-time percentiles are stored as log-bucket sketches
-(:mod:`analytics_core.rollup.sketch`): one row per bin with its count.
+(:mod:`analytics_core.rollup.sketch`): one row per bucket and key with the bins that
+hold values and their counts as two arrays (one row per bin was as many rows as the
+requests at 10M requests, and the rows, not their bytes, cost a run its time).
 
 ``rollup_state`` holds the watermark: every source row whose event time is before it
 is in the hour tables (except rows that arrived later than the late window allowed).
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -50,7 +53,7 @@ ROLLUPS: tuple[str, ...] = (
 # layout: after an upgrade that adds or changes tables, the old row no longer counts, so
 # readers fall back to the raw tables (never half-filled new tables) and the next run
 # rebuilds everything, as a first run does. Bump it with every such change.
-ROLLUP_LAYOUT = 5
+ROLLUP_LAYOUT = 6
 STATE_KEY = f"watermark:v{ROLLUP_LAYOUT}"
 
 
@@ -60,6 +63,14 @@ def _bucket() -> Column:
 
 def _key(name: str) -> Column:
     return Column(name, Text, primary_key=True)
+
+
+def _sketch() -> list[Column]:
+    """A sketch in one row: the bins that hold values, ascending, and their counts."""
+    return [
+        Column("bins", ARRAY(Integer), nullable=False),
+        Column("counts", ARRAY(BigInteger), nullable=False),
+    ]
 
 
 def _columns(name: str) -> list[Column]:
@@ -77,14 +88,7 @@ def _columns(name: str) -> list[Column]:
             Column("response_bytes_sum", Double, nullable=False),
         ]
     if name == "request_latency":
-        return [
-            _bucket(),
-            _key("tenant_id"),
-            _key("endpoint"),
-            _key("method"),
-            Column("bin", Integer, primary_key=True),
-            Column("n", BigInteger, nullable=False),
-        ]
+        return [_bucket(), _key("tenant_id"), _key("endpoint"), _key("method"), *_sketch()]
     if name == "detections":
         return [
             _bucket(),
@@ -101,14 +105,7 @@ def _columns(name: str) -> list[Column]:
             Column("exec_count", BigInteger, nullable=False),
         ]
     if name == "detection_runtime":
-        return [
-            _bucket(),
-            _key("tenant_id"),
-            _key("algorithm"),
-            _key("detector_id"),
-            Column("bin", Integer, primary_key=True),
-            Column("n", BigInteger, nullable=False),
-        ]
+        return [_bucket(), _key("tenant_id"), _key("algorithm"), _key("detector_id"), *_sketch()]
     if name == "feedback":
         return [
             _bucket(),
@@ -150,12 +147,6 @@ TABLES[("active_users", "day")] = Table(
     *_columns("active_users"),
     Column("hours", Integer, nullable=False),
 )
-# The user sets also per ISO week (from Monday 00:00 UTC): a range's distinct users read a
-# week's set instead of seven days' (a 30-day range: 4 weekly sets and 2 days instead of 29
-# daily ones). Only for figures over a whole range; other rollups tile weeks by days.
-TABLES[("active_users", "week")] = Table(
-    "rollup_active_users_week", metadata, *_columns("active_users")
-)
 
 # Projections: the same rollup summed over fewer dimensions, per grain, for the queries
 # that need no more (no tenant scope or filter, no endpoint): a year's trend of the whole
@@ -165,9 +156,9 @@ TABLES[("active_users", "week")] = Table(
 # table would. Named ``rollup_<name>_<label>_<grain>``.
 PROJECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "requests": {"all": ("status_class",), "endpoint": ("endpoint", "method", "status_class")},
-    "request_latency": {"all": ("bin",), "endpoint": ("endpoint", "method", "bin")},
+    "request_latency": {"all": (), "endpoint": ("endpoint", "method")},
     "detections": {"all": ("status",), "algorithm": ("algorithm", "status")},
-    "detection_runtime": {"all": ("bin",), "algorithm": ("algorithm", "bin")},
+    "detection_runtime": {"all": (), "algorithm": ("algorithm",)},
     "feedback": {"all": (), "algorithm": ("algorithm",)},
     "sessions": {"all": ()},
     "new_users": {"all": ()},

@@ -13,8 +13,21 @@ PostgreSQL, DuckDB and Spark SQL.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
-from sqlalchemy import ColumnElement, Double, Integer, case, cast, func, literal_column
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    FromClause,
+    Integer,
+    Select,
+    Subquery,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 
 ALPHA = 0.01
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -59,3 +72,21 @@ def bin_value(bin_: int) -> float:
     if bin_ == ZERO_BIN:
         return 0.0
     return 2 * GAMMA**bin_ / (GAMMA + 1)
+
+
+def is_sketch(table: FromClause) -> bool:
+    """Whether ``table`` holds sketches (``bins`` and ``counts`` arrays)."""
+    return "bins" in table.c
+
+
+def unnested(table: FromClause, where: Callable[[Select], Select] | None = None) -> Subquery:
+    """The rows of sketch ``table`` one per bin: its other columns, ``bin`` and ``n``.
+
+    ``where`` restricts the table's rows before they are unnested. Two ``unnest`` calls
+    in one select list run side by side (PostgreSQL, DuckDB; Spark:
+    ``explode(arrays_zip(bins, counts))``)."""
+    others = [c for c in table.c if c.name not in ("bins", "counts")]
+    stmt = select(
+        *others, func.unnest(table.c.bins).label("bin"), func.unnest(table.c.counts).label("n")
+    )
+    return (stmt if where is None else where(stmt)).subquery(f"{table.name}_bins")
