@@ -870,6 +870,9 @@ def prepare_rollup(seeded: Seeded) -> Prepared:
                     )
                 facts["rewound"] = True
             else:
+                # From nothing, as a first run: a rollup already there would keep its later
+                # watermark (no run moves it back) and leave the increments nothing to do.
+                rollup_metadata.drop_all(engine)
                 base = refresh(engine, now=first, late_window=late, full=True)
                 notes["full rollup up to the increments s"] = base.seconds
             for lo, hi in ((first, last), (last, top)):

@@ -4,9 +4,11 @@ Each rollup is declared below as plain SQL over the contract tables: a source, t
 event-time column that picks the hour, the dimension columns and the aggregates
 (counts, sums, the log-bucket index of a sketch). Nothing else is needed to fill the
 same tables from another engine (Spark SQL): the hour rows are
-``SELECT bucket, dimensions, aggregates FROM source WHERE time in window GROUP BY ...``,
-and day and month rows are the sums (or, for users, the distinct rows) of the finer
-grain. :func:`definition_sql` prints each one.
+``SELECT bucket, dimensions, aggregates FROM source WHERE time in window GROUP BY ...``
+(a sketch's bins gathered into arrays per bucket and key), and day and month rows are the
+sums (or, for users, the distinct rows) of the finer grain. The users' day rows come from
+the source rows, with each user's active hours as bits. :func:`definition_sql` prints
+each one's first statement.
 
 A run (:func:`refresh`):
 
@@ -19,6 +21,8 @@ A run (:func:`refresh`):
    the detections that received feedback in the window.
 3. Rebuild the day rows of every complete UTC day touching those hours from the hour
    rows, then the month rows of every complete month touching them from the day rows.
+   (The users' day rows: every day touching those hours, the current one too, their
+   hours in the window from the source and their other hours kept.)
 4. Once every family has committed, store ``new_wm``. A run that fails part way
    leaves the watermark as it was, so the next run recomputes the same window.
 
@@ -31,10 +35,11 @@ are not seen either, for the same reason. Source tables are only read.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -98,6 +103,8 @@ from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
 from analytics_core.schema import user_sessions as us
 from analytics_core.schema import users as u
+
+log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 # Ranges per statement: a long OR list of scattered feedback hours is split in chunks.
@@ -407,12 +414,17 @@ def summed_insert(source: Table, target: Table, grain: str, ranges: Sequence[Ran
 
 
 def definition_sql(name: str) -> str:
-    """The hour-grain INSERT ... SELECT of rollup ``name`` as PostgreSQL text, with the
-    window as ``:window_start`` / ``:window_end`` (for docs and for porting)."""
+    """The first INSERT ... SELECT of rollup ``name`` (its hour rows; the users' day rows)
+    as PostgreSQL text, with the window as ``:window_start`` / ``:window_end`` (for docs
+    and for porting)."""
     from sqlalchemy import bindparam
 
     rollup = BY_NAME[name]
-    stmt = hour_insert(rollup, [(bindparam("window_start"), bindparam("window_end"))])
+    window = [(bindparam("window_start"), bindparam("window_end"))]
+    if name == "active_users":
+        stmt = user_day_insert(rollup, window)
+    else:
+        stmt = hour_insert(rollup, window)
     return str(stmt.compile(dialect=postgresql.dialect()))
 
 
@@ -811,27 +823,18 @@ _LONGEST_FIRST = (
     "sessions",
     "new_users",
 )
-# Per statement of a run: a run over a million new rows hashes ~800,000 groups, which
-# spills to disk at the default 4 MB; JIT compiling each of ~70 statements costs more than
+# Per statement of a run: a run over a million new rows hashes ~800,000 groups (140 MB),
+# which spill to disk at the default 4 MB (hash nodes may use work_mem times
+# hash_mem_multiplier, 2 by default); JIT compiling each of ~70 statements costs more than
 # it saves on them.
-_RUN_SETTINGS = {"work_mem": "256MB", "jit": "off"}
+_RUN_SETTINGS = {"work_mem": "128MB", "jit": "off"}
 
 
-@contextmanager
-def _one_run_at_a_time(engine: Engine) -> Iterator[None]:
-    """Serialises concurrent runs on PostgreSQL (cron overlapping a sidecar): a session
-    lock held on a connection of its own for the whole run (each family commits apart)."""
-    if engine.dialect.name != "postgresql":
-        yield
-        return
-    with engine.connect() as conn:
-        conn.execute(select(func.pg_advisory_lock(_ADVISORY_LOCK_KEY)))
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(select(func.pg_advisory_unlock(_ADVISORY_LOCK_KEY)))
-            conn.commit()
+def _one_run_at_a_time(conn: Connection) -> None:
+    """Serialises concurrent runs on PostgreSQL (cron overlapping a sidecar): a lock held
+    until ``conn``'s transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
 
 
 def _refresh_family(
@@ -855,23 +858,50 @@ def _refresh_family(
     return rows, hours
 
 
+def _families() -> list[Rollup]:
+    known = [BY_NAME[name] for name in _LONGEST_FIRST]
+    return known + [r for r in ROLLUPS if r.name not in _LONGEST_FIRST]
+
+
+class _Stopped(Exception):
+    """A family not started because another failed (or the run was interrupted)."""
+
+
 def _run_families(engine: Engine, window: Range, new_wm: datetime) -> list:
-    """Every family's :func:`_refresh_family`, two at a time on PostgreSQL. The first
-    failure is raised once the families already running have finished; none starts after
-    it."""
-    families = [BY_NAME[name] for name in _LONGEST_FIRST]
+    """Every family's :func:`_refresh_family`, two at a time on PostgreSQL. After a failure
+    (or an interrupt) no family starts; the first failure is raised once the families
+    already running have finished, and any other is logged."""
+    families = _families()
     if engine.dialect.name != "postgresql":
         return [_refresh_family(engine, f, window, new_wm) for f in families]
-    with ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="rollup") as pool:
-        futures = [pool.submit(_refresh_family, engine, f, window, new_wm) for f in families]
+    stop = threading.Event()
+
+    def run(family: Rollup):
+        if stop.is_set():
+            raise _Stopped(family.name)
+        try:
+            return _refresh_family(engine, family, window, new_wm)
+        except BaseException:
+            stop.set()
+            raise
+
+    pool = ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="rollup")
+    futures = [pool.submit(run, f) for f in families]
+    try:
         wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            future.cancel()  # not started yet: never starts
-        ran = [future for future in futures if not future.cancelled()]
-        failures = [future.exception() for future in ran if future.exception() is not None]
-        if failures:
-            raise failures[0]
-        return [future.result() for future in futures]
+    finally:  # all done, one failed, or interrupted: none starts from here on
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    failures = [
+        f.exception()
+        for f in futures
+        if not f.cancelled() and not isinstance(f.exception(), _Stopped | type(None))
+    ]
+    for later in failures[1:]:
+        log.error("rollup run: another rollup failed too: %r", later)
+    if failures:
+        raise failures[0]
+    return [f.result() for f in futures]
 
 
 def refresh(
@@ -894,32 +924,38 @@ def refresh(
     began = time.perf_counter()
     now = datetime.now(UTC) if now is None else now.astimezone(UTC)
     create_rollup_tables(engine)
-    with _one_run_at_a_time(engine):
-        with engine.begin() as conn:
-            older = select(rollup_state.c.name).where(rollup_state.c.name != STATE_KEY)
-            if conn.execute(older).first() is not None:
-                # Tables of an older layout: derived data, possibly with other columns, that
-                # CREATE IF NOT EXISTS would keep as they are. Start again from nothing.
-                metadata.drop_all(conn)
-                for name in RETIRED_TABLES:
-                    conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
-                metadata.create_all(conn)
-            old_wm = _utc(
-                conn.execute(
-                    select(rollup_state.c.watermark).where(rollup_state.c.name == STATE_KEY)
-                ).scalar_one_or_none()
-            )
-            new_wm = floor_hour(now) if old_wm is None else max(floor_hour(now), old_wm)
-            if old_wm is None or full:
-                earliest = _earliest_event(conn)
-                if earliest is None:
-                    # Nothing to roll up: leave the watermark unset, so data loaded later
-                    # (however old) is picked up in full by the first run that sees it.
-                    _store_state(conn, None, now, late_window)
-                    return RefreshResult(old_wm, None, 0, {}, time.perf_counter() - began)
-                start = floor_hour(earliest)
-            else:
-                start = floor_hour(old_wm - late_window)
+    with engine.begin() as conn:
+        _one_run_at_a_time(conn)
+        older = select(rollup_state.c.name).where(rollup_state.c.name != STATE_KEY)
+        if conn.execute(older).first() is not None:
+            # Tables of an older layout: derived data, possibly with other columns, that
+            # CREATE IF NOT EXISTS would keep as they are. Start again from nothing
+            # (committed here: the families' connections must see the new tables).
+            metadata.drop_all(conn)
+            for name in RETIRED_TABLES:
+                conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+            metadata.create_all(conn)
+    # The run's own transaction holds the lock and stores the watermark at its end, so a
+    # run whose lock was lost (its connection dropped) stores nothing. A run that got in
+    # between the two transactions only makes this one read its watermark.
+    with engine.begin() as conn:
+        _one_run_at_a_time(conn)
+        old_wm = _utc(
+            conn.execute(
+                select(rollup_state.c.watermark).where(rollup_state.c.name == STATE_KEY)
+            ).scalar_one_or_none()
+        )
+        new_wm = floor_hour(now) if old_wm is None else max(floor_hour(now), old_wm)
+        if old_wm is None or full:
+            earliest = _earliest_event(conn)
+            if earliest is None:
+                # Nothing to roll up: leave the watermark unset, so data loaded later
+                # (however old) is picked up in full by the first run that sees it.
+                _store_state(conn, None, now, late_window)
+                return RefreshResult(old_wm, None, 0, {}, time.perf_counter() - began)
+            start = floor_hour(earliest)
+        else:
+            start = floor_hour(old_wm - late_window)
         rows: dict[str, int] = {}
         recomputed: set[datetime] = set()
         if start < new_wm:
@@ -927,8 +963,7 @@ def refresh(
                 rows.update(written)
                 for lo, hi in hours:
                     recomputed.update(lo + HOUR * i for i in range((hi - lo) // HOUR))
-        with engine.begin() as conn:
-            _store_state(conn, new_wm, now, late_window)
+        _store_state(conn, new_wm, now, late_window)
     if (old_wm is None or full) and engine.dialect.name == "postgresql":
         # A first or full run rewrote every table: reclaim the deleted rows' space (else the
         # next runs' deletes and reads wade through them: 6x slower measured) and give the

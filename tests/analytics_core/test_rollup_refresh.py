@@ -583,6 +583,28 @@ def test_interrupted_run_keeps_the_watermark_and_the_next_run_repairs(writer, ba
     assert_rollups_equal(writer, data, second.new_watermark)
 
 
+def test_no_rollup_starts_after_one_fails(writer, base, monkeypatch):
+    """Two rollups run at once on PostgreSQL: once one fails, the other finishes and no
+    further one starts; every rollup is in the run's order."""
+    assert sorted(r.name for r in refresh_module._families()) == sorted(refresh_module.BY_NAME)
+    real = refresh_module._refresh_rollup
+    calls = []
+
+    def fail_the_first(conn, rollup, *args, **kwargs):
+        calls.append(rollup.name)
+        if rollup.name == refresh_module._families()[0].name:
+            raise RuntimeError("injected failure")
+        return real(conn, rollup, *args, **kwargs)
+
+    monkeypatch.setattr(refresh_module, "_refresh_rollup", fail_the_first)
+    with pytest.raises(RuntimeError, match="injected"):
+        refresh(writer, now=NOW)
+    first, second = (r.name for r in refresh_module._families()[:2])
+    concurrent = refresh_module.REFRESH_WORKERS > 1 and writer.dialect.name == "postgresql"
+    assert first in calls and set(calls) <= ({first, second} if concurrent else {first})
+    assert watermark(writer) is None
+
+
 def test_interrupted_first_run_leaves_no_rollup(writer, base, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("injected failure")
