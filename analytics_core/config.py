@@ -168,9 +168,47 @@ class Database(_Section):
     url: str | None = None  # none: the demo file (see database_url)
 
 
+def _promql_name(pattern: str, what: str) -> AfterValidator:
+    return _require(lambda v: v is None or re.fullmatch(pattern, v) is not None, what)
+
+
+MetricName = Annotated[str, _promql_name(r"[a-zA-Z_:][a-zA-Z0-9_:]*", "a Prometheus metric name")]
+LabelName = Annotated[
+    str | None, _promql_name(r"[a-zA-Z_][a-zA-Z0-9_]*", "a Prometheus label name")
+]
+
+
+Seconds = Annotated[float, BeforeValidator(_amount), _require(lambda v: v > 0, "a number > 0")]
+
+
+class PrometheusMetrics(_Section):
+    """The platform exporter's metric names (each overridable)."""
+
+    requests: MetricName = "pynomaly_http_requests_total"  # counter {method,endpoint,status}
+    latency: MetricName = "pynomaly_http_request_duration_seconds"  # histogram {method,endpoint}
+    detections: MetricName = "pynomaly_detections_total"  # counter {algorithm,status}
+    detection_duration: MetricName = "pynomaly_detection_duration_seconds"  # histogram
+    cpu: MetricName = "pynomaly_cpu_usage_ratio"  # gauge {component}
+    memory: MetricName = "pynomaly_memory_usage_bytes"  # gauge {component}
+    disk_available: MetricName = "node_filesystem_avail_bytes"
+    disk_size: MetricName = "node_filesystem_size_bytes"
+    disk_mountpoint: str = "/"
+    up_job: str = "pynomaly"
+    # The label holding the tenant on the platform's series; none: the tenant filter does
+    # not apply to Prometheus figures (the page says so).
+    tenant_label: LabelName = None
+
+
 class Prometheus(_Section):
     enabled: Flag = False
     url: str | None = None
+    timeout_seconds: Seconds = 5.0
+    # Names of environment variables holding the credentials (never the secrets).
+    bearer_token_env: str | None = None
+    basic_auth_user_env: str | None = None
+    basic_auth_password_env: str | None = None
+    verify_tls: Flag = True
+    metrics: PrometheusMetrics = PrometheusMetrics()
 
 
 class Redis(_Section):
@@ -183,6 +221,9 @@ class DataSources(_Section):
     database: Database = Database()
     prometheus: Prometheus = Prometheus()
     redis: Redis = Redis()
+    # Where the Performance figures come from: the request log (sql), Prometheus, or
+    # Prometheus when it is enabled and answers, else the log (auto).
+    performance_source: Literal["sql", "prometheus", "auto"] = "auto"
 
 
 class Features(_Section):

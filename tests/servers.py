@@ -16,6 +16,7 @@ import pwd
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -201,6 +202,20 @@ def _wait_accepting(port: int, seconds: float = 60.0) -> None:
             time.sleep(0.2)
 
 
+@contextmanager
+def _running(executor, what: str, binary: str) -> Iterator[int | None]:
+    """A mirakuru executor started (a failure named, then skipped or failed), its pid,
+    stopped at the end by that pid."""
+    try:
+        executor.start()
+    except Exception as exc:  # noqa: BLE001 - name it, then skip or fail
+        server_missing(what, f"could not start {binary} ({exc})")
+    try:
+        yield executor.process.pid if executor.process else None
+    finally:
+        executor.stop()
+
+
 # --- Redis ------------------------------------------------------------------------------
 
 
@@ -264,14 +279,59 @@ def started_redis() -> Iterator[RedisServer]:
         save='""',  # the default "" omits --save, and redis-server then snapshots on exit
     )
     try:
-        try:
-            executor.start()
-        except Exception as exc:  # noqa: BLE001 - name it, then skip or fail
-            server_missing("Redis", f"could not start redis-server ({exc})")
-        try:
-            pid = executor.process.pid if executor.process else None
+        with _running(executor, "Redis", "redis-server") as pid:
             yield RedisServer(f"redis://{LOOPBACK}:{port}/0", pid)
-        finally:
-            executor.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- Prometheus -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrometheusServer:
+    url: str
+    started_pid: int | None = None
+
+
+@contextmanager
+def started_prometheus(openmetrics: bytes) -> Iterator[PrometheusServer]:
+    """A throwaway Prometheus on a free loopback port serving exactly the history in
+    ``openmetrics``: backfilled with ``promtool tsdb create-blocks-from openmetrics`` into
+    temporary storage, ready once ``/-/ready`` answers, stopped by its own pid. It scrapes
+    nothing, and keeps every block whatever its age."""
+    from mirakuru import HTTPExecutor
+
+    binary, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    if binary is None or promtool is None:
+        server_missing(
+            "prometheus or promtool is not installed",
+            "the Prometheus tests cannot start a server",
+            "apt-get install -y prometheus",
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="analytics-test-prometheus-"))
+    try:
+        history, storage = workdir / "history.om", workdir / "data"
+        history.write_bytes(openmetrics)
+        done = subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h",
+             str(history), str(storage)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(f"promtool could not backfill the history: {done.stderr[-2000:]}")
+        config = workdir / "prometheus.yml"
+        config.write_text("global: {}\n", encoding="utf-8")
+        port = port_for.select_random()
+        url = f"http://{LOOPBACK}:{port}"
+        executor = HTTPExecutor(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={storage}",
+             f"--web.listen-address={LOOPBACK}:{port}", "--storage.tsdb.retention.time=100y",
+             "--log.level=warn"],
+            url=f"{url}/-/ready",
+            timeout=60,
+        )  # fmt: skip
+        with _running(executor, "Prometheus", "prometheus") as pid:
+            yield PrometheusServer(url, pid)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

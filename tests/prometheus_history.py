@@ -1,0 +1,133 @@
+"""A deterministic request history as the platform's exporter would have exposed it,
+scraped every minute: the OpenMetrics text that ``promtool`` backfills into a real
+Prometheus, and the truth (every request with its time, endpoint, status and duration)
+to check the figures against.
+
+It has what real series have: several endpoints (one with a hostile name), a counter
+reset (a restarted process), a latency shift, and a scrape gap (the exporter was down;
+its counters kept counting)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from prometheus_client.core import CollectorRegistry, Metric, Sample
+from prometheus_client.openmetrics.exposition import generate_latest
+
+START = datetime(2026, 3, 27, tzinfo=UTC)  # Paris changes to summer time on 29 March
+MINUTES = 3 * 24 * 60
+ENDPOINTS = (
+    ("GET", "/api/v1/results"),
+    ("POST", "/api/v1/detect"),
+    ("GET", '/api/v1/odd"name\\{x}|.*'),  # a hostile label value
+)
+STATUSES = ("200", "404", "500")
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, float("inf"))
+RESET_MINUTE = 1500  # GET /api/v1/results' process restarts: its counters start again
+SHIFT_MINUTE = 2200  # POST /api/v1/detect gets three times slower
+GAP = (3000, 3010)  # no scrape in these minutes
+
+
+def _count(minute: int, endpoint: int, status: str) -> int:
+    if status == "200":
+        return 20 + (minute * (endpoint + 3)) % 11
+    if status == "404":
+        return 1 if (minute + 2 * endpoint) % 5 == 0 else 0
+    return 1 if (minute + endpoint) % 17 == 0 else 0
+
+
+def _duration(minute: int, endpoint: int, k: int) -> float:
+    base = (0.02, 0.12, 0.004)[endpoint]
+    if endpoint == 1 and minute >= SHIFT_MINUTE:
+        base *= 3
+    return base * (1 + ((minute * 7 + k * 13) % 10) / 10)
+
+
+@dataclass(frozen=True)
+class History:
+    requests: pd.DataFrame  # ts (end of its minute), method, endpoint, status, seconds
+    openmetrics: bytes
+
+
+def build() -> History:
+    rows = []
+    for m in range(1, MINUTES + 1):
+        ts = START + timedelta(minutes=m)
+        for i, (method, path) in enumerate(ENDPOINTS):
+            k = 0
+            for status in STATUSES:
+                for _ in range(_count(m, i, status)):
+                    rows.append((ts, method, path, status, _duration(m, i, k)))
+                    k += 1
+    requests = pd.DataFrame(rows, columns=["ts", "method", "endpoint", "status", "seconds"])
+    return History(requests, _openmetrics(requests))
+
+
+def _openmetrics(requests: pd.DataFrame) -> bytes:
+    """Cumulative counters and histograms sampled at every scraped minute."""
+    minute = ((requests.ts - START) / timedelta(minutes=1)).astype(int)
+    scraped = [m for m in range(1, MINUTES + 1) if not GAP[0] <= m < GAP[1]]
+    counter = Metric("pynomaly_http_requests", "requests", "counter")
+    histogram = Metric("pynomaly_http_request_duration_seconds", "latency", "histogram")
+    for method, path in ENDPOINTS:
+        mine = requests[(requests.method == method) & (requests.endpoint == path)]
+        m = minute[mine.index]
+        restart = path == "/api/v1/results"
+
+        def cumulative(per_minute: pd.Series, restart: bool = restart) -> pd.Series:
+            full = per_minute.reindex(range(1, MINUTES + 1), fill_value=0)
+            total = full.cumsum()
+            if restart:  # counted again from 0 from the reset minute on
+                total[total.index >= RESET_MINUTE] -= total[RESET_MINUTE - 1]
+            return total
+
+        labels = {"method": method, "endpoint": path}
+        for status in STATUSES:
+            totals = cumulative(m[mine.status == status].value_counts())
+            for t in scraped:
+                counter.samples.append(
+                    Sample(
+                        "pynomaly_http_requests_total",
+                        {**labels, "status": status},
+                        float(totals[t]),
+                        (START + timedelta(minutes=t)).timestamp(),
+                    )
+                )
+        series = {}
+        for le in BUCKETS:
+            series[le] = cumulative(m[mine.seconds <= le].value_counts())
+        seconds = cumulative(mine.seconds.groupby(m).sum())
+        for t in scraped:
+            at = (START + timedelta(minutes=t)).timestamp()
+            for le in BUCKETS:
+                text = "+Inf" if le == float("inf") else repr(le)
+                histogram.samples.append(
+                    Sample(
+                        "pynomaly_http_request_duration_seconds_bucket",
+                        {**labels, "le": text},
+                        float(series[le][t]),
+                        at,
+                    )
+                )
+            histogram.samples.append(
+                Sample(
+                    "pynomaly_http_request_duration_seconds_count",
+                    labels,
+                    float(series[float("inf")][t]),
+                    at,
+                )
+            )
+            histogram.samples.append(
+                Sample("pynomaly_http_request_duration_seconds_sum", labels, float(seconds[t]), at)
+            )
+
+    class Collector:
+        def collect(self):
+            yield counter
+            yield histogram
+
+    registry = CollectorRegistry()
+    registry.register(Collector())
+    return generate_latest(registry)
