@@ -96,7 +96,7 @@ def build_page(
     if page not in PAGES:
         raise ValueError(f"unknown page {page!r}; one of {', '.join(PAGES)}")
     now = now or datetime.now(UTC)
-    sources = sources or sources_for(engine)
+    sources = sources or sources_for(engine, config.data_sources)
     ctx = QueryContext(filters, now, scope or Scope())
     areas = PAGE_AREAS[page]
     costs = config.costs
@@ -202,14 +202,17 @@ def load_page(
     """:func:`build_page` behind the shared cache: what the app and ``analytics export``
     call. The clock is the current minute, so every view opened in the same minute shares
     one entry; the key holds the page, filters, scope, minute, the rollup watermark (a new
-    rollup run is new data) and the config (prices and thresholds shape the page)."""
+    rollup run is new data), the Performance source and the config (prices and
+    thresholds shape the page)."""
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
-    sources = sources_for(engine)
+    sources = sources_for(engine, config.data_sources)
     ctx = QueryContext(filters, now, scope or Scope())
     if cache is None:
         return build_page(engine, config, page, filters, now, sources=sources, scope=ctx.scope)
     watermark = sources.watermark.isoformat() if sources.watermark else "raw"
-    key = ctx.cache_key(page, watermark, config_digest(config))
+    # Where the Performance figures came from (Prometheus, or the log when it is down).
+    version = f"{watermark}|{sources.performance.label}"
+    key = ctx.cache_key(page, version, config_digest(config))
     return cache.get_or_build(
         key,
         lambda: build_page(engine, config, page, filters, now, sources=sources, scope=ctx.scope),

@@ -295,7 +295,7 @@ class PrometheusServer:
 
 
 @contextmanager
-def started_prometheus(openmetrics: bytes) -> Iterator[PrometheusServer]:
+def started_prometheus(openmetrics: bytes, port: int | None = None) -> Iterator[PrometheusServer]:
     """A throwaway Prometheus on a free loopback port serving exactly the history in
     ``openmetrics``: backfilled with ``promtool tsdb create-blocks-from openmetrics`` into
     temporary storage, ready once ``/-/ready`` answers, stopped by its own pid. It scrapes
@@ -322,7 +322,7 @@ def started_prometheus(openmetrics: bytes) -> Iterator[PrometheusServer]:
             pytest.fail(f"promtool could not backfill the history: {done.stderr[-2000:]}")
         config = workdir / "prometheus.yml"
         config.write_text("global: {}\n", encoding="utf-8")
-        port = port_for.select_random()
+        port = port or port_for.select_random()
         url = f"http://{LOOPBACK}:{port}"
         executor = HTTPExecutor(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={storage}",

@@ -20,6 +20,7 @@ from analytics_core.context import QueryContext
 from analytics_core.prometheus.client import Client
 from analytics_core.prometheus.promql import Matcher, duration, selector
 from analytics_core.queries.common import bucket_index, fill_buckets
+from analytics_core.rollup.read import shares
 
 QUANTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 Figures = dict[str, float | int | None]
@@ -161,3 +162,129 @@ def trend(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> pd.D
         zone = "UTC" if f.granularity == "hour" else f.tz
         frame.insert(0, "bucket", [b.tz_convert(zone).tz_localize(None) for b in starts])
     return fill_buckets(frame[["bucket", *columns]], f, _COUNTS, ctx.now)
+
+
+_ENDPOINT = ("endpoint", "method")
+
+
+def _grouped(
+    client: Client, promql: str, at: datetime, by: Sequence[str]
+) -> dict[tuple[str, ...], float]:
+    """An aggregate ``sum by (by)`` (or a quantile over one) at ``at``: value per label
+    values (NaN dropped)."""
+    out = {}
+    for series in client.vector(promql, at):
+        value = float(series["value"][1])
+        if value == value:
+            out[tuple(series["metric"].get(label, "") for label in by)] = value
+    return out
+
+
+def by_endpoint(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> pd.DataFrame:
+    """As :func:`analytics_core.queries.performance.by_endpoint`: per (method, endpoint),
+    the KPIs over the range and the endpoint's share of requests."""
+    f = ctx.filters
+    end = f.observed_end(ctx.now)
+    labels = matchers(metrics, ctx)
+    columns = ["endpoint", "method", "requests", "errors", "error_rate", "availability",
+               "avg_ms", *QUANTILES, "share"]  # fmt: skip
+    if end <= f.start or labels is None:
+        return pd.DataFrame({c: [] for c in columns})
+    w, by = duration((end - f.start).total_seconds()), ", ".join(_ENDPOINT)
+    histogram = metrics.latency
+
+    def increase(metric: str, patterns: dict[str, str] | None = None) -> dict:
+        promql = f"sum by ({by}) (increase({selector(metric, labels, patterns)}[{w}]))"
+        return _grouped(client, promql, end, _ENDPOINT)
+
+    requests = increase(metrics.requests)
+    errors = increase(metrics.requests, {"status": "5.."})
+    seconds, count = increase(f"{histogram}_sum"), increase(f"{histogram}_count")
+    buckets = selector(f"{histogram}_bucket", labels)
+    quantiles = {
+        name: _grouped(
+            client,
+            f"histogram_quantile({q}, sum by (le, {by}) (increase({buckets}[{w}])))",
+            end,
+            _ENDPOINT,
+        )
+        for name, q in QUANTILES.items()
+    }
+    rows = []
+    for key in sorted(k for k, v in requests.items() if round(v) > 0):
+        n, e = requests[key], errors.get(key, 0.0)
+        c = count.get(key, 0.0)
+        rows.append(
+            {
+                "endpoint": key[0],
+                "method": key[1],
+                "requests": round(n),
+                "errors": round(e),
+                "error_rate": e / n,
+                "availability": 1.0 - e / n,
+                "avg_ms": 1000.0 * seconds.get(key, math.nan) / c if c else math.nan,
+                **{name: 1000.0 * q.get(key, math.nan) for name, q in quantiles.items()},
+            }
+        )
+    frame = pd.DataFrame(rows, columns=columns[:-1])
+    frame["requests"] = frame["requests"].astype("int64")
+    frame["errors"] = frame["errors"].astype("int64")
+    total = frame["requests"].sum()
+    frame["share"] = frame["requests"] / total if total else float("nan")
+    return frame
+
+
+def endpoint_shares(
+    client: Client, metrics: PrometheusMetrics, ctx: QueryContext, p95_ms: float | None
+) -> pd.DataFrame:
+    """As :func:`analytics_core.queries.bottlenecks.endpoints`: per endpoint, requests,
+    slow requests, errors, total time and their shares. "Slow" is what the histogram can
+    say: the requests above the largest bucket bound at or below ``p95_ms`` (so it may
+    count a few from p95's own bucket)."""
+    f = ctx.filters
+    end = f.observed_end(ctx.now)
+    labels = matchers(metrics, ctx)
+    columns = ["endpoint", "requests", "slow", "errors", "total_ms"]
+    rows: list[dict] = []
+    if end > f.start and labels is not None:
+        w, histogram = duration((end - f.start).total_seconds()), metrics.latency
+
+        def increase(metric: str, by: tuple[str, ...], patterns=None) -> dict:
+            promql = (
+                f"sum by ({', '.join(by)}) (increase({selector(metric, labels, patterns)}[{w}]))"
+            )
+            return _grouped(client, promql, end, by)
+
+        requests = increase(metrics.requests, ("endpoint",))
+        errors = increase(metrics.requests, ("endpoint",), {"status": "5.."})
+        seconds = increase(f"{histogram}_sum", ("endpoint",))
+        cumulative = increase(f"{histogram}_bucket", ("endpoint", "le"))
+        for (endpoint,), n in sorted(requests.items()):
+            counts = {float(le): c for (e, le), c in cumulative.items() if e == endpoint}
+            slow = 0.0
+            if p95_ms is not None and counts:
+                at_or_below = [le for le in counts if le <= p95_ms / 1000.0]
+                slow = counts[max(counts)] - (counts[max(at_or_below)] if at_or_below else 0.0)
+            if round(n) > 0:
+                rows.append(
+                    {
+                        "endpoint": endpoint,
+                        "requests": round(n),
+                        "slow": round(slow),
+                        "errors": round(errors.get((endpoint,), 0.0)),
+                        "total_ms": 1000.0 * seconds.get((endpoint,), 0.0),
+                    }
+                )
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("requests", "slow", "errors"):
+        frame[column] = frame[column].astype("int64")
+    frame["total_ms"] = frame["total_ms"].astype("float64")
+    return shares(
+        frame,
+        {
+            "requests": "request_share",
+            "slow": "slow_share",
+            "errors": "error_share",
+            "total_ms": "time_share",
+        },
+    )

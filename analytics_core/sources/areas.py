@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from analytics_core import catalog
-from analytics_core.config import Costs
+from analytics_core.config import Costs, DataSources
 from analytics_core.context import QueryContext
 from analytics_core.queries import bottlenecks, business, detection, performance
 
@@ -263,9 +263,22 @@ NO_ROLLUP_NOTE = (
 )
 
 
-def sources_for(engine: Engine) -> Sources:
+def sources_for(engine: Engine, settings: DataSources | None = None) -> Sources:
     """Rollup-backed sources where a rollup has run on ``engine``, else the raw tables
-    with a note saying so. Read per page build: the watermark moves with each run."""
+    with a note saying so; the Performance area from Prometheus where ``settings`` say
+    so and it answers (:func:`analytics_core.prometheus.source.choose_performance`). Read
+    per page build: the watermark moves with each run, Prometheus comes and goes."""
+    database = _database_sources(engine)
+    if settings is None:
+        return database
+    from analytics_core.prometheus.source import choose_performance
+
+    performance, note = choose_performance(settings, database.performance)
+    notes = " ".join(n for n in (database.note, note) if n) or None
+    return replace(database, performance=performance, note=notes)
+
+
+def _database_sources(engine: Engine) -> Sources:
     from analytics_core.rollup.schema import watermark
     from analytics_core.sources.database import database_errors
     from analytics_core.sources.rollups import RollupBusiness, RollupDetection, RollupPerformance

@@ -5,6 +5,7 @@ and an error answer, each with a message that says which."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import threading
@@ -16,13 +17,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics_core.config import Prometheus, PrometheusMetrics
+from analytics_core.config import DataSources, Prometheus, PrometheusMetrics, load_config
 from analytics_core.context import QueryContext
 from analytics_core.filters import make_filters
+from analytics_core.page_data import build_page
 from analytics_core.prometheus.client import PrometheusUnavailable, connect
-from analytics_core.prometheus.performance import QUANTILES, kpis, trend
+from analytics_core.prometheus.performance import (
+    QUANTILES,
+    by_endpoint,
+    endpoint_shares,
+    kpis,
+    trend,
+)
 from analytics_core.prometheus.promql import selector
+from analytics_core.sources.areas import sources_for
+from analytics_core.sources.database import make_engine
 from tests import prometheus_history as gen
+from tests.fixtures import load_dataset, make_dataset
 from tests.servers import started_prometheus
 
 METRICS = PrometheusMetrics()
@@ -127,7 +138,8 @@ class _Stub(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError):  # the client gave up waiting, as it should
+            self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -214,3 +226,106 @@ def test_trend_buckets_equal_the_generated_truth(client, history, start, end, tz
             _bucket_bounds(values[math.ceil(rank)])[1],
         )
         assert 1000 * low <= row.p95_ms <= 1000 * high, row.bucket
+
+
+def test_by_endpoint_equals_the_generated_truth(client, history):
+    ctx = _ctx(1200, 1800)  # across the counter reset
+    frame = by_endpoint(client, METRICS, ctx)
+    r = history.requests
+    r = r[(r.ts > ctx.filters.start) & (r.ts <= ctx.filters.end)]
+    truth = r.groupby(["endpoint", "method"])
+    assert list(zip(frame.endpoint, frame.method, strict=True)) == sorted(truth.groups)
+    for row in frame.itertuples():
+        mine = truth.get_group((row.endpoint, row.method))
+        assert row.requests == len(mine)
+        assert row.errors == int((mine.status == "500").sum())
+        assert row.share == pytest.approx(len(mine) / len(r))
+        assert row.avg_ms == pytest.approx(1000 * mine.seconds.mean(), rel=1e-9)
+        low, high = _quantile_bounds(mine.seconds.to_numpy(), 0.99)
+        assert low <= row.p99_ms <= high, row.endpoint
+
+
+def test_endpoint_shares_count_slow_requests_to_the_bucket_below_p95(client, history):
+    ctx = _ctx(60, 600)
+    p95_ms = 30.0  # between the 25 ms and 50 ms bucket bounds
+    frame = endpoint_shares(client, METRICS, ctx, p95_ms)
+    r = history.requests
+    r = r[(r.ts > ctx.filters.start) & (r.ts <= ctx.filters.end)]
+    assert list(frame.endpoint) == sorted(r.endpoint.unique())
+    assert frame.request_share.sum() == pytest.approx(1.0)
+    for row in frame.itertuples():
+        mine = r[r.endpoint == row.endpoint]
+        assert row.requests == len(mine) and row.errors == int((mine.status == "500").sum())
+        assert row.total_ms == pytest.approx(1000 * mine.seconds.sum(), rel=1e-9)
+        # Above the 25 ms bound: at least every request above p95, at most its bucket more.
+        assert row.slow == int((mine.seconds > 0.025).sum())
+        assert row.slow >= int((mine.seconds > p95_ms / 1000).sum())
+    assert frame.slow.sum() > 0
+
+
+# --- the source switch -------------------------------------------------------------------
+
+
+def _settings(url: str, mode: str = "auto", tenant_label: str | None = None) -> DataSources:
+    return DataSources(
+        prometheus=Prometheus(
+            enabled=True, url=url, metrics=PrometheusMetrics(tenant_label=tenant_label)
+        ),
+        performance_source=mode,
+    )
+
+
+@pytest.fixture
+def demo_engine(tmp_path):
+    engine = make_engine(f"duckdb:///{tmp_path / 'demo.duckdb'}", read_only=False)
+    load_dataset(engine, make_dataset())
+    yield engine
+    engine.dispose()
+
+
+def test_the_performance_page_reads_prometheus_when_it_answers(client, demo_engine):
+    config = load_config().model_copy(update={"data_sources": _settings(client.url)})
+    ctx = _ctx(1200, 1800)
+    page = build_page(demo_engine, config, "performance", ctx.filters, ctx.now)
+    assert page.kpis["requests"] == kpis(client, METRICS, ctx)["requests"] > 0
+    assert f"from Prometheus ({client.url})" in page.source_note
+    assert "tenant filter does not apply" in page.source_note
+    sql = build_page(
+        demo_engine,
+        config.model_copy(update={"data_sources": _settings(client.url, "sql")}),
+        "performance",
+        ctx.filters,
+        ctx.now,
+    )
+    assert sql.kpis["requests"] != page.kpis["requests"]
+    assert "Prometheus" not in (sql.source_note or "")
+
+
+def test_a_prometheus_that_goes_away_falls_back_to_the_log_and_comes_back(
+    history, demo_engine, monkeypatch
+):
+    from analytics_core.prometheus import source
+
+    monkeypatch.setattr(source, "RETRY_AFTER_SECONDS", 0.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = _settings(f"http://127.0.0.1:{port}", "prometheus")
+    log_source = sources_for(demo_engine).performance
+    chosen, note = source.choose_performance(settings, log_source)
+    assert chosen is log_source and "unreachable" in note and "request log" in note
+    with started_prometheus(history.openmetrics, port=port):
+        chosen, note = source.choose_performance(settings, log_source)
+        assert chosen.label == "Prometheus" and "from Prometheus" in note
+    chosen, note = source.choose_performance(settings, log_source)
+    assert chosen is log_source and "unreachable" in note
+
+
+def test_prometheus_off_means_the_log_without_a_word(demo_engine):
+    log_source = sources_for(demo_engine).performance
+    from analytics_core.prometheus.source import choose_performance
+
+    assert choose_performance(DataSources(), log_source) == (log_source, None)
+    off = DataSources(performance_source="prometheus")
+    chosen, note = choose_performance(off, log_source)
+    assert chosen is log_source and "not enabled" in note

@@ -1,0 +1,106 @@
+"""The Performance area from Prometheus, behind the same protocol as the request log's
+(:class:`analytics_core.sources.areas.PerformanceSource`), and the choice between them
+(``data_sources.performance_source``): ``sql``, ``prometheus``, or ``auto`` (Prometheus
+when it is enabled and answers, else the log). A Prometheus that cannot answer is never
+an error on a page: the log answers instead, and the page says why."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import pandas as pd
+
+from analytics_core.config import DataSources, PrometheusMetrics
+from analytics_core.context import QueryContext
+from analytics_core.prometheus import performance
+from analytics_core.prometheus.client import Client, PrometheusUnavailable, connect
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+LABEL = "Prometheus"
+# After a failed probe, pages use the log without asking again for this long (a server
+# that drops packets would otherwise cost every page the whole timeout).
+RETRY_AFTER_SECONDS = 30.0
+_down_until: dict[str, float] = {}
+
+
+class PrometheusPerformance:
+    label = LABEL
+
+    def __init__(self, client: Client, metrics: PrometheusMetrics, log_source):
+        self.client, self.metrics, self._log = client, metrics, log_source
+
+    def first_event(self) -> datetime | None:
+        # When the platform's history began: the request log's first request (asking
+        # Prometheus for its oldest sample would scan its whole retention).
+        return self._log.first_event()
+
+    def _ask(self, name: str, ask: Callable[[], T], fallback: Callable[[], T]) -> T:
+        try:
+            return ask()
+        except PrometheusUnavailable as exc:  # went away since the probe
+            log.warning("%s; %s from the request log", exc, name)
+            _down_until[self.client.url] = time.monotonic() + RETRY_AFTER_SECONDS
+            return fallback()
+
+    def kpis(self, ctx: QueryContext) -> dict[str, float | int | None]:
+        return self._ask(
+            "KPIs",
+            lambda: performance.kpis(self.client, self.metrics, ctx),
+            lambda: self._log.kpis(ctx),
+        )
+
+    def trend(self, ctx: QueryContext) -> pd.DataFrame:
+        return self._ask(
+            "trend",
+            lambda: performance.trend(self.client, self.metrics, ctx),
+            lambda: self._log.trend(ctx),
+        )
+
+    def by_endpoint(self, ctx: QueryContext) -> pd.DataFrame:
+        return self._ask(
+            "endpoints",
+            lambda: performance.by_endpoint(self.client, self.metrics, ctx),
+            lambda: self._log.by_endpoint(ctx),
+        )
+
+    def endpoint_shares(self, ctx: QueryContext, p95_ms: float | None) -> pd.DataFrame:
+        return self._ask(
+            "endpoint shares",
+            lambda: performance.endpoint_shares(self.client, self.metrics, ctx, p95_ms),
+            lambda: self._log.endpoint_shares(ctx, p95_ms),
+        )
+
+
+def choose_performance(settings: DataSources, log_source) -> tuple[object, str | None]:
+    """The Performance source to use and what the page should say about it."""
+    mode, prometheus = settings.performance_source, settings.prometheus
+    if mode == "sql" or (mode == "auto" and not prometheus.enabled):
+        return log_source, None
+    if not prometheus.enabled:
+        return log_source, (
+            "data_sources.performance_source is prometheus but data_sources.prometheus is "
+            "not enabled: Performance figures come from the request log."
+        )
+    url = prometheus.url or ""
+    if _down_until.get(url, 0.0) > time.monotonic():
+        return log_source, f"Prometheus at {url} did not answer lately: {_FROM_LOG}"
+    try:
+        client = connect(prometheus)
+        client.scalar("vector(1)", datetime.now(UTC))
+    except PrometheusUnavailable as exc:
+        log.warning("%s; Performance figures from the request log", exc)
+        _down_until[url] = time.monotonic() + RETRY_AFTER_SECONDS
+        return log_source, f"{exc}: {_FROM_LOG}"
+    _down_until.pop(url, None)
+    note = f"Performance figures from Prometheus ({url})."
+    if not prometheus.metrics.tenant_label:
+        note += " The tenant filter does not apply to them (no tenant label configured)."
+    return PrometheusPerformance(client, prometheus.metrics, log_source), note
+
+
+_FROM_LOG = "Performance figures come from the request log."
