@@ -19,8 +19,8 @@ from analytics_core.config import PrometheusMetrics
 from analytics_core.context import QueryContext
 from analytics_core.prometheus.client import Client
 from analytics_core.prometheus.promql import Matcher, duration, selector
-from analytics_core.queries.common import bucket_index, fill_buckets
-from analytics_core.rollup.read import shares
+from analytics_core.queries.bottlenecks import ENDPOINT_SHARES
+from analytics_core.queries.common import bucket_index, fill_buckets, shares
 
 QUANTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 Figures = dict[str, float | int | None]
@@ -281,10 +281,5 @@ def endpoint_shares(
     frame["total_ms"] = frame["total_ms"].astype("float64")
     return shares(
         frame,
-        {
-            "requests": "request_share",
-            "slow": "slow_share",
-            "errors": "error_share",
-            "total_ms": "time_share",
-        },
+        ENDPOINT_SHARES,
     )

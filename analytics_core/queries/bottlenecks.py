@@ -11,18 +11,18 @@ import pandas as pd
 from sqlalchemy import Engine, func, literal, select
 
 from analytics_core.context import QueryContext
-from analytics_core.queries.common import fsum, numeric
+from analytics_core.queries.common import fsum, numeric, shares
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_results as dr
 from analytics_core.sources.database import read_frame
 
-
-def _shares(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """Add ``<name>_share`` = column / its total (NaN when the total is 0)."""
-    for column, share in columns.items():
-        total = frame[column].sum()
-        frame[share] = frame[column] / total if total else float("nan")
-    return frame
+# An endpoint's share of each of these (the per-endpoint bottleneck figures of every source).
+ENDPOINT_SHARES = {
+    "requests": "request_share",
+    "slow": "slow_share",
+    "errors": "error_share",
+    "total_ms": "time_share",
+}
 
 
 def endpoints(engine: Engine, ctx: QueryContext, p95_ms: float | None) -> pd.DataFrame:
@@ -42,14 +42,9 @@ def endpoints(engine: Engine, ctx: QueryContext, p95_ms: float | None) -> pd.Dat
         .order_by(ar.c.endpoint)
     )
     frame = numeric(read_frame(engine, stmt), ("requests", "slow", "errors"), ("total_ms",))
-    return _shares(
+    return shares(
         frame,
-        {
-            "requests": "request_share",
-            "slow": "slow_share",
-            "errors": "error_share",
-            "total_ms": "time_share",
-        },
+        ENDPOINT_SHARES,
     )
 
 
@@ -67,6 +62,4 @@ def algorithms(engine: Engine, ctx: QueryContext) -> pd.DataFrame:
         .order_by(dr.c.algorithm)
     )
     frame = numeric(read_frame(engine, stmt), ("runs", "failed"), ("total_ms",))
-    return _shares(
-        frame, {"runs": "run_share", "failed": "failure_share", "total_ms": "time_share"}
-    )
+    return shares(frame, {"runs": "run_share", "failed": "failure_share", "total_ms": "time_share"})

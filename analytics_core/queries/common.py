@@ -8,7 +8,7 @@ Filter values are bound parameters; the bucket width comes from an allow-list.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -154,4 +154,12 @@ def numeric(frame: pd.DataFrame, counts: Sequence[str], floats: Sequence[str]) -
         frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
     for col in floats:
         frame[col] = pd.to_numeric(frame[col]).astype("float64")
+    return frame
+
+
+def shares(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    """Add ``share`` = column / its total (NaN when the total is 0), per column."""
+    for column, share in columns.items():
+        total = frame[column].sum()
+        frame[share] = frame[column] / total if total else float("nan")
     return frame

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import BigInteger, DateTime, Double, Engine, Integer, Select, Text, and_, select
 
 from analytics_core.context import QueryContext
-from analytics_core.queries.common import fill_buckets, numeric, ratio, when
+from analytics_core.queries.common import fill_buckets, numeric, ratio, shares, when
 from analytics_core.rollup.read import (
     clip,
     filtered_dims,
@@ -28,7 +28,6 @@ from analytics_core.rollup.read import (
     resolve_percentiles,
     rollup_parts,
     shaped,
-    shares,
     sketch_totals,
     sum_as,
     union_rows,

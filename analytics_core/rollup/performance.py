@@ -13,7 +13,8 @@ import pandas as pd
 from sqlalchemy import BigInteger, DateTime, Double, Engine, Integer, Select, Text, select
 
 from analytics_core.context import QueryContext
-from analytics_core.queries.common import fill_buckets, numeric, ratio
+from analytics_core.queries.bottlenecks import ENDPOINT_SHARES
+from analytics_core.queries.common import fill_buckets, numeric, ratio, shares
 from analytics_core.queries.performance import observed_seconds
 from analytics_core.rollup.read import (
     clip,
@@ -26,7 +27,6 @@ from analytics_core.rollup.read import (
     resolve_percentiles,
     rollup_parts,
     shaped,
-    shares,
     sketch_totals,
     sum_as,
     union_rows,
@@ -221,10 +221,5 @@ def endpoint_shares(
     frame = numeric(read_rollup(engine, stmt), ("requests", "slow", "errors"), ("total_ms",))
     return shares(
         frame,
-        {
-            "requests": "request_share",
-            "slow": "slow_share",
-            "errors": "error_share",
-            "total_ms": "time_share",
-        },
+        ENDPOINT_SHARES,
     )

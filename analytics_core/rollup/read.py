@@ -301,14 +301,6 @@ def resolve_percentiles(frame: pd.DataFrame, quantiles: Mapping[str, float]) -> 
     return frame
 
 
-def shares(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
-    """Add ``share`` = column / its total (NaN when the total is 0), per column."""
-    for column, share in columns.items():
-        total = frame[column].sum()
-        frame[share] = frame[column] / total if total else float("nan")
-    return frame
-
-
 def first_row(frame: pd.DataFrame) -> dict[str, object]:
     """The one row of an ungrouped aggregate as plain Python values (NaN → None)."""
     if frame.empty:
