@@ -316,7 +316,10 @@ def test_incidents_are_visible(make_db: MakeDb) -> None:
 
 
 def test_top_up_appends_after_the_latest_event(make_db: MakeDb) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
+    # A fixed afternoon, not the clock: the rate check below compares three added hours
+    # with the two days' mean, and the demo's traffic follows the time of day (at 00-03
+    # UTC the added hours ran at a fifth of the mean and the test failed).
+    now = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
     engine = make_db()
     seed(engine, days=2, scale=0.2, end=now - timedelta(hours=3))
     before = counts(engine)
