@@ -133,6 +133,12 @@ def build_page(
         trends_fs = each(sources.trend_calls(ctx, costs, areas))
         previous_trends_fs = each(sources.trend_calls(before, costs, areas) if covered else {})
         breakdown_f = run(breakdown[1]) if breakdown else None
+        machines = sources.resources if page == "performance" else None
+        resources_fs = (
+            (run(lambda: machines.over_time(ctx)), run(lambda: machines.latest(ctx)))
+            if machines is not None
+            else None
+        )
         # The endpoint shares wait for their period's p95, from the performance KPIs
         # (queued before them: a FIFO pool cannot deadlock).
         share_fs = (
@@ -163,6 +169,9 @@ def build_page(
     series: dict[str, pd.DataFrame] = dict(trends)
     if breakdown and breakdown_f is not None:
         series[breakdown[0]] = breakdown_f.result()
+    if resources_fs is not None:  # cpu_usage, memory_bytes, disk_used_ratio; resources_now
+        series.update(resources_fs[0].result())
+        series["resources_now"] = resources_fs[1].result()
     tables = combine_shares(*(f.result() for f in share_fs)) if share_fs else None
     if page == "insights" and tables is not None:
         series.update(tables)

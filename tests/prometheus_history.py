@@ -45,6 +45,26 @@ def _duration(minute: int, endpoint: int, k: int) -> float:
     return base * (1 + ((minute * 7 + k * 13) % 10) / 10)
 
 
+COMPONENTS = ("api", "worker")
+DISK_SIZE = 100e9
+
+
+def cpu_at(minute: int, component: str) -> float:
+    return 0.2 + (minute % 60) / 100 if component == "api" else 0.5 + (minute * 7 % 13) / 100
+
+
+def memory_at(minute: int, component: str) -> float:
+    return 200e6 + minute * 1e3 if component == "api" else 1e9 + (minute % 100) * 1e6
+
+
+def disk_used_at(minute: int) -> float:
+    return 40e9 + minute * 5e6  # filling up
+
+
+def scraped_minutes() -> list[int]:
+    return [m for m in range(1, MINUTES + 1) if not GAP[0] <= m < GAP[1]]
+
+
 @dataclass(frozen=True)
 class History:
     requests: pd.DataFrame  # ts (end of its minute), method, endpoint, status, seconds
@@ -68,7 +88,7 @@ def build() -> History:
 def _openmetrics(requests: pd.DataFrame) -> bytes:
     """Cumulative counters and histograms sampled at every scraped minute."""
     minute = ((requests.ts - START) / timedelta(minutes=1)).astype(int)
-    scraped = [m for m in range(1, MINUTES + 1) if not GAP[0] <= m < GAP[1]]
+    scraped = scraped_minutes()
     counter = Metric("pynomaly_http_requests", "requests", "counter")
     histogram = Metric("pynomaly_http_request_duration_seconds", "latency", "histogram")
     for method, path in ENDPOINTS:
@@ -123,10 +143,25 @@ def _openmetrics(requests: pd.DataFrame) -> bytes:
                 Sample("pynomaly_http_request_duration_seconds_sum", labels, float(seconds[t]), at)
             )
 
+    cpu = Metric("pynomaly_cpu_usage_ratio", "cpu", "gauge")
+    memory = Metric("pynomaly_memory_usage_bytes", "memory", "gauge")
+    avail = Metric("node_filesystem_avail_bytes", "free bytes", "gauge")
+    size = Metric("node_filesystem_size_bytes", "bytes", "gauge")
+    for t in scraped:
+        at = (START + timedelta(minutes=t)).timestamp()
+        for component in COMPONENTS:
+            cpu.samples.append(Sample(cpu.name, {"component": component}, cpu_at(t, component), at))
+            memory.samples.append(
+                Sample(memory.name, {"component": component}, memory_at(t, component), at)
+            )
+        for family, value in ((avail, DISK_SIZE - disk_used_at(t)), (size, DISK_SIZE)):
+            family.samples.append(Sample(family.name, {"mountpoint": "/"}, value, at))
+
     class Collector:
         def collect(self):
             yield counter
             yield histogram
+            yield from (cpu, memory, avail, size)
 
     registry = CollectorRegistry()
     registry.register(Collector())

@@ -1,4 +1,5 @@
-"""Performance: API throughput, errors and latency percentiles, by bucket and by endpoint."""
+"""Performance: API throughput, errors and latency percentiles, by bucket and by endpoint;
+CPU, memory and disk when Prometheus answers."""
 
 import streamlit as st
 
@@ -6,7 +7,8 @@ from analytics_app.ui import cards, charts, data, downloads, tables
 
 filters = data.current_filters()
 page = data.page_data("performance", filters)
-cards.header("Performance", page, "Source: the API request log. Tenant and endpoint filters apply.")
+# The caption's note says when the figures come from Prometheus, or why not.
+cards.header("Performance", page, "Source: the API request log unless said otherwise.")
 if cards.empty_state(page):
     st.stop()
 
@@ -25,4 +27,20 @@ with right:
 
 st.subheader("By endpoint")
 tables.table(page.series["by_endpoint"], currency=page.currency)
+
+if "cpu_usage" in page.series:
+    st.subheader("Resources (Prometheus)")
+    cpu, memory = page.series["cpu_usage"], page.series["memory_bytes"]
+    left, right = st.columns(2)
+    with left:
+        charts.trend_chart(cpu, charts.value_columns(cpu), "CPU usage by component", percent=True)
+    with right:
+        charts.trend_chart(memory, charts.value_columns(memory), "Peak memory by component (bytes)")
+    left, right = st.columns([2, 1])
+    with left:
+        charts.trend_chart(
+            page.series["disk_used_ratio"], ["disk_used_ratio"], "Disk used", percent=True
+        )
+    with right:
+        tables.table(page.series["resources_now"])
 downloads.downloads(page)

@@ -242,6 +242,11 @@ def trend_figure(
     return fig
 
 
+def value_columns(frame: pd.DataFrame) -> list[str]:
+    """The series of a per-bucket frame: every column but the bucket and its flags."""
+    return [c for c in frame.columns if c not in ("bucket", "partial")]
+
+
 def trend_chart(
     frame: pd.DataFrame,
     columns: Sequence[str],

@@ -46,16 +46,20 @@ class Client:
         value = float(result[0]["value"][1])
         return None if value != value else value  # NaN: no data
 
-    def series(self, promql: str, first: datetime, last: datetime, step_seconds: int):
-        """The values of aggregate ``promql`` at ``first``, ``first + step`` ... ``last``,
-        keyed by Unix time (absent where it has none)."""
+    def series(
+        self, promql: str, first: datetime, last: datetime, step_seconds: int, by: tuple = ()
+    ) -> dict[tuple[str, ...], dict[float, float]]:
+        """The values of ``promql`` at ``first``, ``first + step`` ... ``last``: per series
+        (its ``by`` label values), keyed by Unix time (absent where it has none)."""
         result = self._ask(
             lambda: self.connection.custom_query_range(promql, first, last, f"{step_seconds}s")
         )
-        if not result:
-            return {}
-        values = {float(t): float(v) for t, v in result[0]["values"]}
-        return {t: v for t, v in values.items() if v == v}  # NaN: nothing to divide
+        out: dict[tuple[str, ...], dict[float, float]] = {}
+        for series in result or []:
+            key = tuple(series["metric"].get(label, "") for label in by)
+            values = {float(t): float(v) for t, v in series["values"]}
+            out[key] = {t: v for t, v in values.items() if v == v}  # NaN: nothing to divide
+        return out
 
     def _ask(self, call):
         try:

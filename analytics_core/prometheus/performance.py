@@ -10,7 +10,7 @@ apply when ``metrics.tenant_label`` names the label holding the tenant."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -65,6 +65,47 @@ def _runs(intervals: Sequence[Interval]) -> list[list[int]]:
     return runs
 
 
+def per_interval(
+    client: Client,
+    expression: Callable[[str], str],
+    intervals: Sequence[Interval],
+    by: tuple[str, ...] = (),
+) -> dict[tuple[str, ...], list[float]]:
+    """``expression(window)`` over each interval ``[lo, hi)``, evaluated at ``hi`` with
+    the interval's length as the window: per series (``by`` label values), one value per
+    interval (NaN where it has none). One ``query_range`` per run of equal intervals."""
+    out: dict[tuple[str, ...], list[float]] = {}
+    for run in _runs(intervals):
+        lo, hi = intervals[run[0]]
+        step = round((hi - lo).total_seconds())
+        last = intervals[run[-1]][1]
+        found = client.series(expression(duration(step)), hi, last, step, by)
+        for key, values in found.items():
+            column = out.setdefault(key, [math.nan] * len(intervals))
+            for i in run:
+                column[i] = values.get(intervals[i][1].timestamp(), math.nan)
+    return out
+
+
+def bucket_intervals(ctx: QueryContext) -> tuple[list[pd.Timestamp], list[Interval]]:
+    """The trend's bucket starts up to the observed end, and each bucket's part of the
+    range as a UTC interval (Python subtracts two times of one zone by their wall clocks:
+    a DST day would read as 24 hours)."""
+    f = ctx.filters
+    end = pd.Timestamp(f.observed_end(ctx.now))
+    starts = [b for b in bucket_index(f) if b < end]
+    edges = [max(pd.Timestamp(f.start), b) for b in starts] + [end]
+    utc = [e.tz_convert("UTC").to_pydatetime() for e in edges]
+    return starts, list(zip(utc, utc[1:], strict=False))
+
+
+def bucket_labels_for(ctx: QueryContext, starts: Sequence[pd.Timestamp]) -> list[pd.Timestamp]:
+    """Bucket starts as :func:`~analytics_core.queries.common.fill_buckets` takes them
+    (naive wall times: UTC for hours, local otherwise)."""
+    zone = "UTC" if ctx.filters.granularity == "hour" else ctx.filters.tz
+    return [b.tz_convert(zone).tz_localize(None) for b in starts]
+
+
 def figures(
     client: Client, metrics: PrometheusMetrics, labels: dict[str, Matcher],
     intervals: Sequence[Interval],
@@ -85,16 +126,12 @@ def figures(
             for name, q in QUANTILES.items()
         },
     }
-    columns: dict[str, list[float]] = {name: [math.nan] * len(intervals) for name in expressions}
-    for run in _runs(intervals):
-        lo, hi = intervals[run[0]]
-        step = round((hi - lo).total_seconds())
-        last = intervals[run[-1]][1]
-        for name, expression in expressions.items():
-            values = client.series(expression(duration(step)), hi, last, step)
-            for i in run:
-                columns[name][i] = values.get(intervals[i][1].timestamp(), math.nan)
-    frame = pd.DataFrame(columns)
+    frame = pd.DataFrame(
+        {
+            name: per_interval(client, expression, intervals).get((), [math.nan] * len(intervals))
+            for name, expression in expressions.items()
+        }
+    )
     requests = frame.requests.fillna(0.0)
     frame["errors"] = frame.errors.fillna(0.0)
     error_rate = (frame.errors / requests).where(requests > 0)
@@ -144,13 +181,7 @@ def trend(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> pd.D
     """As :func:`analytics_core.queries.performance.trend`: per bucket of the filters'
     granularity and zone (local days are local days), up to the observed end."""
     f = ctx.filters
-    end = f.observed_end(ctx.now)
-    starts = [b for b in bucket_index(f) if b < pd.Timestamp(end)]
-    edges = [max(pd.Timestamp(f.start), b) for b in starts] + [pd.Timestamp(end)]
-    # In UTC: Python subtracts two times of one zone by their wall clocks (a DST day
-    # would read as 24 hours).
-    utc = [e.tz_convert("UTC").to_pydatetime() for e in edges]
-    intervals = list(zip(utc, utc[1:], strict=False))
+    starts, intervals = bucket_intervals(ctx)
     labels = matchers(metrics, ctx)
     columns = ["requests", "errors", "error_rate", "availability", "avg_ms", *QUANTILES]
     if not intervals or labels is None:
@@ -159,8 +190,7 @@ def trend(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> pd.D
         )
     else:
         frame = figures(client, metrics, labels, intervals)
-        zone = "UTC" if f.granularity == "hour" else f.tz
-        frame.insert(0, "bucket", [b.tz_convert(zone).tz_localize(None) for b in starts])
+        frame.insert(0, "bucket", bucket_labels_for(ctx, starts))
     return fill_buckets(frame[["bucket", *columns]], f, _COUNTS, ctx.now)
 
 

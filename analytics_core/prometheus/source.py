@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from analytics_core.config import DataSources, PrometheusMetrics
 from analytics_core.context import QueryContext
-from analytics_core.prometheus import performance
+from analytics_core.prometheus import performance, resources
 from analytics_core.prometheus.client import Client, PrometheusUnavailable, connect
 
 log = logging.getLogger(__name__)
@@ -76,31 +77,58 @@ class PrometheusPerformance:
         )
 
 
-def choose_performance(settings: DataSources, log_source) -> tuple[object, str | None]:
-    """The Performance source to use and what the page should say about it."""
+class PrometheusResources:
+    """CPU, memory and disk (only Prometheus has them)."""
+
+    label = LABEL
+
+    def __init__(self, client: Client, metrics: PrometheusMetrics):
+        self.client, self.metrics = client, metrics
+
+    def over_time(self, ctx: QueryContext) -> dict[str, pd.DataFrame]:
+        return resources.resources(self.client, self.metrics, ctx)
+
+    def latest(self, ctx: QueryContext) -> pd.DataFrame:
+        return resources.latest(self.client, self.metrics, ctx.filters.observed_end(ctx.now))
+
+
+@dataclass(frozen=True)
+class Choice:
+    performance: object  # a PerformanceSource: Prometheus or the log's
+    resources: PrometheusResources | None  # None: no Prometheus to ask
+    note: str | None  # what the page says about it
+
+
+def choose(settings: DataSources, log_source) -> Choice:
+    """The Performance source to use, the resources (when Prometheus answers, whatever
+    the Performance source) and what the page should say about them."""
     mode, prometheus = settings.performance_source, settings.prometheus
-    if mode == "sql" or (mode == "auto" and not prometheus.enabled):
-        return log_source, None
     if not prometheus.enabled:
-        return log_source, (
-            "data_sources.performance_source is prometheus but data_sources.prometheus is "
-            "not enabled: Performance figures come from the request log."
-        )
+        note = None
+        if mode == "prometheus":
+            note = (
+                "data_sources.performance_source is prometheus but data_sources.prometheus "
+                f"is not enabled: {_FROM_LOG}"
+            )
+        return Choice(log_source, None, note)
     url = prometheus.url or ""
     if _down_until.get(url, 0.0) > time.monotonic():
-        return log_source, f"Prometheus at {url} did not answer lately: {_FROM_LOG}"
+        return Choice(log_source, None, f"Prometheus at {url} did not answer lately: {_FROM_LOG}")
     try:
         client = connect(prometheus)
         client.scalar("vector(1)", datetime.now(UTC))
     except PrometheusUnavailable as exc:
         log.warning("%s; Performance figures from the request log", exc)
         _down_until[url] = time.monotonic() + RETRY_AFTER_SECONDS
-        return log_source, f"{exc}: {_FROM_LOG}"
+        return Choice(log_source, None, f"{exc}: {_FROM_LOG}")
     _down_until.pop(url, None)
-    note = f"Performance figures from Prometheus ({url})."
+    found = PrometheusResources(client, prometheus.metrics)
+    if mode == "sql":
+        return Choice(log_source, found, f"CPU, memory and disk from Prometheus ({url}).")
+    note = f"Performance figures, CPU, memory and disk from Prometheus ({url})."
     if not prometheus.metrics.tenant_label:
         note += " The tenant filter does not apply to them (no tenant label configured)."
-    return PrometheusPerformance(client, prometheus.metrics, log_source), note
+    return Choice(PrometheusPerformance(client, prometheus.metrics, log_source), found, note)
 
 
 _FROM_LOG = "Performance figures come from the request log."

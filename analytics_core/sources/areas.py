@@ -101,6 +101,8 @@ class Sources:
     watermark: datetime | None = None
     # Said once on a page, e.g. that rollups are not built yet and figures come raw.
     note: str | None = None
+    # CPU, memory and disk (only Prometheus has them): None without one that answers.
+    resources: object | None = None
     # Whether the areas' queries may run at once, each on its own pooled connection
     # (PostgreSQL serves each in its own backend; DuckDB runs one statement on all cores).
     concurrent: bool = False
@@ -271,11 +273,11 @@ def sources_for(engine: Engine, settings: DataSources | None = None) -> Sources:
     database = _database_sources(engine)
     if settings is None:
         return database
-    from analytics_core.prometheus.source import choose_performance
+    from analytics_core.prometheus.source import choose
 
-    performance, note = choose_performance(settings, database.performance)
-    notes = " ".join(n for n in (database.note, note) if n) or None
-    return replace(database, performance=performance, note=notes)
+    chosen = choose(settings, database.performance)
+    notes = " ".join(n for n in (database.note, chosen.note) if n) or None
+    return replace(database, performance=chosen.performance, resources=chosen.resources, note=notes)
 
 
 def _database_sources(engine: Engine) -> Sources:

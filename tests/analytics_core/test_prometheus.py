@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -290,6 +291,12 @@ def test_the_performance_page_reads_prometheus_when_it_answers(client, demo_engi
     assert page.kpis["requests"] == kpis(client, METRICS, ctx)["requests"] > 0
     assert f"from Prometheus ({client.url})" in page.source_note
     assert "tenant filter does not apply" in page.source_note
+    # CPU, memory and disk: the resources' own figures, on the page.
+    from analytics_core.prometheus.resources import resources
+
+    for name, frame in resources(client, METRICS, ctx).items():
+        pd.testing.assert_frame_equal(page.series[name], frame)
+    assert set(page.series["resources_now"].component) == {*gen.COMPONENTS, "disk /"}
     sql = build_page(
         demo_engine,
         config.model_copy(update={"data_sources": _settings(client.url, "sql")}),
@@ -298,7 +305,8 @@ def test_the_performance_page_reads_prometheus_when_it_answers(client, demo_engi
         ctx.now,
     )
     assert sql.kpis["requests"] != page.kpis["requests"]
-    assert "Prometheus" not in (sql.source_note or "")
+    assert "CPU, memory and disk from Prometheus" in sql.source_note
+    assert "cpu_usage" in sql.series  # the resources, whatever the Performance source
 
 
 def test_a_prometheus_that_goes_away_falls_back_to_the_log_and_comes_back(
@@ -312,20 +320,76 @@ def test_a_prometheus_that_goes_away_falls_back_to_the_log_and_comes_back(
         port = s.getsockname()[1]
     settings = _settings(f"http://127.0.0.1:{port}", "prometheus")
     log_source = sources_for(demo_engine).performance
-    chosen, note = source.choose_performance(settings, log_source)
-    assert chosen is log_source and "unreachable" in note and "request log" in note
+    down = source.choose(settings, log_source)
+    assert down.performance is log_source and down.resources is None
+    assert "unreachable" in down.note and "request log" in down.note
     with started_prometheus(history.openmetrics, port=port):
-        chosen, note = source.choose_performance(settings, log_source)
-        assert chosen.label == "Prometheus" and "from Prometheus" in note
-    chosen, note = source.choose_performance(settings, log_source)
-    assert chosen is log_source and "unreachable" in note
+        up = source.choose(settings, log_source)
+        assert up.performance.label == "Prometheus" and up.resources is not None
+        assert "from Prometheus" in up.note
+    down = source.choose(settings, log_source)
+    assert down.performance is log_source and "unreachable" in down.note
 
 
 def test_prometheus_off_means_the_log_without_a_word(demo_engine):
     log_source = sources_for(demo_engine).performance
-    from analytics_core.prometheus.source import choose_performance
+    from analytics_core.prometheus.source import Choice, choose
 
-    assert choose_performance(DataSources(), log_source) == (log_source, None)
-    off = DataSources(performance_source="prometheus")
-    chosen, note = choose_performance(off, log_source)
-    assert chosen is log_source and "not enabled" in note
+    assert choose(DataSources(), log_source) == Choice(log_source, None, None)
+    off = choose(DataSources(performance_source="prometheus"), log_source)
+    assert off.performance is log_source and "not enabled" in off.note
+
+
+def test_resources_per_bucket_and_the_latest_values_equal_the_generated_gauges(client):
+    from analytics_core.prometheus.resources import latest, resources
+
+    lo, hi = (gen.START + timedelta(minutes=m) for m in (60, 1500))
+    ctx = QueryContext(make_filters(lo, hi, "Europe/Paris", "hour"), now=hi)
+    frames = resources(client, METRICS, ctx)
+    minutes = np.array(gen.scraped_minutes())
+    times = pd.DatetimeIndex([gen.START + timedelta(minutes=int(m)) for m in minutes])
+    cpu, memory, disk = frames["cpu_usage"], frames["memory_bytes"], frames["disk_used_ratio"]
+    assert list(cpu.bucket) == list(disk.bucket) and len(cpu) == 24
+    for i, start in enumerate(cpu.bucket):
+        a, b = max(pd.Timestamp(lo), start), start + pd.Timedelta(hours=1)
+        inside = minutes[(times >= a) & (times <= b)]  # a range selector holds both edges
+        for component in gen.COMPONENTS:
+            want = np.mean([gen.cpu_at(int(m), component) for m in inside])
+            assert cpu[component][i] == pytest.approx(want, rel=1e-9)
+            peak = max(gen.memory_at(int(m), component) for m in inside)
+            assert memory[component][i] == pytest.approx(peak, rel=1e-12)
+        assert disk.disk_used_ratio[i] == pytest.approx(
+            gen.disk_used_at(int(inside.max())) / gen.DISK_SIZE, rel=1e-9
+        )
+    now = latest(client, METRICS, hi)
+    api = now[now.component == "api"].iloc[0]
+    assert api.cpu_usage == pytest.approx(gen.cpu_at(1500, "api"))
+    assert api.memory_bytes == pytest.approx(gen.memory_at(1500, "api"))
+    assert now[now.component == "disk /"].iloc[0].disk_used_ratio == pytest.approx(
+        gen.disk_used_at(1500) / gen.DISK_SIZE
+    )
+
+
+def test_the_performance_page_shows_prometheus_figures_and_resources(client, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    url = f"duckdb:///{tmp_path / 'app.duckdb'}"
+    engine = make_engine(url, read_only=False)
+    load_dataset(engine, make_dataset())
+    engine.dispose()
+    config = tmp_path / "analytics.yml"
+    config.write_text(f"data_sources:\n  prometheus:\n    enabled: true\n    url: {client.url}\n")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("ANALYTICS_CONFIG", str(config))
+    root = Path(__file__).resolve().parents[2]
+    at = AppTest.from_file(str(root / "analytics_app" / "Home.py"), default_timeout=60)
+    for key, value in {"range": "custom", "start": "2026-03-27", "end": "2026-03-29"}.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page("app_pages/performance.py").run()
+    assert not at.exception, at.exception
+    assert any(f"from Prometheus ({client.url})" in c.value for c in at.caption)
+    assert "Resources (Prometheus)" in [s.value for s in at.subheader]
+    want = kpis(client, METRICS, _ctx(0, 2 * 24 * 60 + 24 * 60))  # 27 March .. end of 29th
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Requests"] == f"{want['requests']:,}"

@@ -1,0 +1,81 @@
+"""CPU, memory and disk from Prometheus: per bucket of the filters (in their zone) and per
+component, and the latest values. Only Prometheus has them (the request log does not).
+
+Per bucket: the mean CPU ratio (``avg_over_time``), the peak memory (``max_over_time``),
+and the disk's used share at the bucket's end (``last_over_time`` of available over size
+bytes on the configured mount point). The tenant and endpoint filters do not apply:
+these series are per component."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pandas as pd
+
+from analytics_core.config import PrometheusMetrics
+from analytics_core.context import QueryContext
+from analytics_core.prometheus.client import Client
+from analytics_core.prometheus.performance import (
+    bucket_intervals,
+    bucket_labels_for,
+    per_interval,
+)
+from analytics_core.prometheus.promql import selector
+from analytics_core.queries.common import fill_buckets
+
+_COMPONENT = ("component",)
+
+
+def _disk_used(metrics: PrometheusMetrics, window: str) -> str:
+    where = {"mountpoint": metrics.disk_mountpoint}
+    available = f"max(last_over_time({selector(metrics.disk_available, where)}[{window}]))"
+    size = f"max(last_over_time({selector(metrics.disk_size, where)}[{window}]))"
+    return f"1 - {available} / {size}"
+
+
+def resources(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> dict:
+    """``cpu_usage`` and ``memory_bytes`` (bucket, one column per component) and
+    ``disk_used_ratio`` (bucket, ``disk_used_ratio``), each filled onto every bucket."""
+    starts, intervals = bucket_intervals(ctx)
+    buckets = bucket_labels_for(ctx, starts)
+    cpu = per_interval(
+        client,
+        lambda w: f"avg by (component) (avg_over_time({selector(metrics.cpu)}[{w}]))",
+        intervals,
+        _COMPONENT,
+    )
+    memory = per_interval(
+        client,
+        lambda w: f"max by (component) (max_over_time({selector(metrics.memory)}[{w}]))",
+        intervals,
+        _COMPONENT,
+    )
+    disk = per_interval(client, lambda w: _disk_used(metrics, w), intervals)
+    out = {}
+    for name, found in (("cpu_usage", cpu), ("memory_bytes", memory)):
+        frame = pd.DataFrame({"bucket": buckets} | {k[0]: v for k, v in sorted(found.items())})
+        out[name] = fill_buckets(frame, ctx.filters, (), ctx.now)
+    used = disk.get((), [math.nan] * len(intervals))
+    out["disk_used_ratio"] = fill_buckets(
+        pd.DataFrame({"bucket": buckets, "disk_used_ratio": used}), ctx.filters, (), ctx.now
+    )
+    return out
+
+
+def latest(client: Client, metrics: PrometheusMetrics, at: datetime) -> pd.DataFrame:
+    """The newest values at ``at`` (within Prometheus' 5-minute lookback): per component,
+    ``cpu_usage`` and ``memory_bytes``; the disk's ``disk_used_ratio`` on its own row."""
+    rows: dict[str, dict[str, float]] = {}
+    for name, metric in (("cpu_usage", metrics.cpu), ("memory_bytes", metrics.memory)):
+        for series in client.vector(f"max by (component) ({selector(metric)})", at):
+            component = series["metric"].get("component", "")
+            rows.setdefault(component, {})[name] = float(series["value"][1])
+    disk = client.scalar(_disk_used(metrics, "5m"), at)
+    frame = pd.DataFrame(
+        [{"component": c, **values} for c, values in sorted(rows.items())],
+        columns=["component", "cpu_usage", "memory_bytes"],
+    )
+    disk_row = pd.DataFrame([{"component": f"disk {metrics.disk_mountpoint}",
+                              "disk_used_ratio": disk}])  # fmt: skip
+    return pd.concat([frame, disk_row], ignore_index=True)
