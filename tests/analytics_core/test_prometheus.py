@@ -393,3 +393,26 @@ def test_the_performance_page_shows_prometheus_figures_and_resources(client, tmp
     want = kpis(client, METRICS, _ctx(0, 2 * 24 * 60 + 24 * 60))  # 27 March .. end of 29th
     shown = {m.label: m.value for m in at.metric}
     assert shown["Requests"] == f"{want['requests']:,}"
+
+
+def test_analytics_export_reads_the_performance_page_from_prometheus(
+    client, demo_engine, tmp_path, capsys
+):
+    import json
+
+    from analytics_core.cli import main
+
+    url = demo_engine.url.render_as_string(hide_password=False)
+    demo_engine.dispose()  # DuckDB: the command opens the file read-only on its own
+    config = tmp_path / "analytics.yml"
+    config.write_text(f"data_sources:\n  prometheus:\n    enabled: true\n    url: {client.url}\n")
+    lo, hi = (gen.START + timedelta(minutes=m) for m in (1200, 1800))
+    argv = ["export", "--config", str(config), "--db", url, "--page", "performance",
+            "--start", lo.isoformat(), "--end", hi.isoformat(), "--format", "json",
+            "--out", "-"]  # fmt: skip
+    assert main(argv) == 0
+    exported = json.loads(capsys.readouterr().out)
+    want = kpis(client, METRICS, _ctx(1200, 1800))
+    assert exported["kpis"]["requests"] == want["requests"]
+    assert exported["kpis"]["p95_ms"] == pytest.approx(want["p95_ms"])
+    assert {"cpu_usage", "memory_bytes", "disk_used_ratio"} <= set(exported["series"])
