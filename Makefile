@@ -16,6 +16,12 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	ANALYTICS_DEMO_DB="$(CURDIR)/data/demo.duckdb" $(VENV)/bin/analytics serve --port 8501 $(SERVE_ARGS)
 
+# The same, with a local Prometheus (Debian's prometheus on 127.0.0.1:9090) holding the
+# demo's traffic and resource gauges: the Performance page reads it. Optional.
+.PHONY: run-prometheus
+run-prometheus: $(VENV)/.installed
+	sh scripts/run-prometheus.sh
+
 test: $(VENV)/.installed
 	sh scripts/install-test-packages.sh
 	$(VENV)/bin/ruff check .

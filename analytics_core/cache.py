@@ -473,7 +473,8 @@ class RedisPageCache(PageCache):
                 return page
         self._count(misses=1)
         page = build()
-        self._store(name, page)
+        if not page.degraded:  # built while a source failed: never kept
+            self._store(name, page)
         return page
 
     def stats(self) -> CacheStats:

@@ -67,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--top-up", action="store_true", help="append data from the last event up to now"
     )
+    seed.add_argument(
+        "--prometheus-out",
+        metavar="FILE",
+        help="also write the stored requests (and resource gauges) as OpenMetrics text, "
+        "for `promtool tsdb create-blocks-from openmetrics`",
+    )
+    seed.add_argument(
+        "--scrape-interval",
+        default="5m",
+        help="the OpenMetrics samples' spacing (default: 5m)",
+    )
 
     sub.add_parser(
         "demo",
@@ -171,7 +182,27 @@ def _seed(args: argparse.Namespace) -> int:
         engine.dispose()
     summary = ", ".join(f"{table} {n:,}" for table, n in counts.items())
     print(f"{'topped up' if args.top_up else 'seeded'} {redact(url)}: {summary}")
+    if args.prometheus_out:
+        _write_openmetrics(url, Path(args.prometheus_out), args.scrape_interval)
     return 0
+
+
+def _write_openmetrics(url: str, path: Path, every: str) -> None:
+    from analytics_core.demo.openmetrics import write
+    from analytics_core.sources.database import database_errors, make_engine
+
+    interval = parse_duration(every, "--scrape-interval")
+    if interval.total_seconds() < 1:
+        raise InputError("--scrape-interval: expected at least 1s")
+    engine = make_engine(url)
+    try:
+        with database_errors(engine):
+            size = write(engine, path, interval)
+    except OSError as exc:
+        raise InputError(f"--prometheus-out: cannot write {path} ({exc.strerror})") from None
+    finally:
+        engine.dispose()
+    print(f"wrote {path}: {size:,} bytes of OpenMetrics, one sample every {every}")
 
 
 def _demo(args: argparse.Namespace) -> int:

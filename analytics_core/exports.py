@@ -1,7 +1,8 @@
 """Exports of a page's data (CSV and JSON), built from the same PageData the UI shows.
 
-JSON: ``{"page", "generated_at", "filters", "kpis", "previous", "changes", "series",
-"insights"}``; each insight carries its evidence rows.
+JSON: ``{"page", "generated_at", "filters", "sources", "kpis", "previous", "changes",
+"series", "insights"}``; each insight carries its evidence rows; ``sources`` is what the
+page's caption says about where its figures came from (null when nothing to say).
 CSV: one table with a leading ``table`` column (``kpis``, each series name,
 ``insights``); the filters are recorded as ``# key: value`` comment lines on top,
 so ``pandas.read_csv(f, comment="#")`` reads it back. Timestamps are ISO 8601 in the
@@ -55,6 +56,7 @@ def to_dict(data: PageData) -> dict[str, object]:
         "page": data.page,
         "generated_at": data.generated_at.isoformat(),
         "filters": data.filters.as_dict(),
+        "sources": data.source_note,
         "kpis": {k: _jsonable(v) for k, v in data.kpis.items()},
         "previous": {k: _jsonable(v) for k, v in data.previous.items()},
         "changes": {k: _plain(asdict(c)) for k, c in data.changes.items()},
@@ -110,6 +112,8 @@ def to_csv(data: PageData) -> str:
         shown = ";".join(value) if isinstance(value, list) else value
         header.append(f"# {key}: {shown}")
     header.append(f"# description: {data.filters.describe()}")
+    if data.source_note:
+        header.append(f"# sources: {data.source_note}")
     parts = [
         pd.DataFrame(
             {

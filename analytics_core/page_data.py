@@ -70,6 +70,9 @@ class PageData:
     changes: dict[str, Change] = field(default_factory=dict)
     # Where the figures came from when the page should say so (e.g. no rollups yet).
     source_note: str | None = None
+    # A source failed while the page was built (Prometheus went away): the page says so
+    # and no cache keeps it, so the next view asks again.
+    degraded: bool = False
 
     @property
     def is_empty(self) -> bool:
@@ -133,7 +136,8 @@ def build_page(
         trends_fs = each(sources.trend_calls(ctx, costs, areas))
         previous_trends_fs = each(sources.trend_calls(before, costs, areas) if covered else {})
         breakdown_f = run(breakdown[1]) if breakdown else None
-        machines = sources.resources if page == "performance" else None
+        # CPU, memory and disk are the platform's, not a tenant's: not under a scope.
+        machines = sources.resources if page == "performance" and ctx.scope.unrestricted else None
         resources_fs = (
             (run(lambda: machines.over_time(ctx)), run(lambda: machines.latest(ctx)))
             if machines is not None
@@ -170,8 +174,10 @@ def build_page(
     if breakdown and breakdown_f is not None:
         series[breakdown[0]] = breakdown_f.result()
     if resources_fs is not None:  # cpu_usage, memory_bytes, disk_used_ratio; resources_now
-        series.update(resources_fs[0].result())
-        series["resources_now"] = resources_fs[1].result()
+        over_time, latest = (f.result() for f in resources_fs)
+        if over_time and latest is not None:
+            series.update(over_time)
+            series["resources_now"] = latest
     tables = combine_shares(*(f.result() for f in share_fs)) if share_fs else None
     if page == "insights" and tables is not None:
         series.update(tables)
@@ -194,7 +200,24 @@ def build_page(
         insights=insights,
         currency=config.costs.currency,
         changes={k: changes[k] for k in keys},
-        source_note=sources.note,
+        source_note=_note(sources),
+        degraded=sources.degraded or bool(_failures(sources)),
+    )
+
+
+def _failures(sources: Sources) -> list[str]:
+    return [f for source in (sources.performance, sources.resources)
+            for f in getattr(source, "failures", ())]  # fmt: skip
+
+
+def _note(sources: Sources) -> str | None:
+    """The sources' note, and what failed while the page was built."""
+    failed = _failures(sources)
+    if not failed:
+        return sources.note
+    return (
+        f"Prometheus stopped answering while this page was built ({failed[0]}): figures "
+        "from then on come from the request log, and CPU, memory and disk are not shown."
     )
 
 

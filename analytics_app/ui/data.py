@@ -83,11 +83,22 @@ def _shared_cache(cfg_path: str) -> PageCache:
     return page_cache(_config(cfg_path))
 
 
+class _NotKept(Exception):
+    """Carries a page out of the cached function uncached: st.cache_data keeps no
+    result of a call that raises."""
+
+    def __init__(self, page: PageData):
+        self.page = page
+
+
 @st.cache_data(show_spinner="Querying…", ttl=_TTL, max_entries=256)
 def _page_data(url: str, cfg_path: str, page: str, filters: Filters) -> PageData:
     # Per-process cache in front of the shared one (Redis), in front of the database.
     cfg = _config(cfg_path)
-    return load_page(_engine(url), cfg, page, filters, _shared_cache(cfg_path))
+    data = load_page(_engine(url), cfg, page, filters, _shared_cache(cfg_path))
+    if data.degraded:  # a source failed while it was built: the next view asks again
+        raise _NotKept(data)
+    return data
 
 
 def _stop_on_source_error(exc: SourceUnavailable) -> None:
@@ -115,6 +126,8 @@ def page_data(page: str, filters: Filters) -> PageData:
         check_filters(filters, catalog())
         config()  # reports a bad config before any query
         return _page_data(db_url(), str(config_path()), page, filters)
+    except _NotKept as shown_once:
+        return shown_once.page
     except InputError as exc:
         st.error(str(exc))
         st.stop()

@@ -4,6 +4,7 @@ what went wrong (the caller falls back to the request log and shows the message)
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +45,7 @@ class Client:
         if not result:
             return None
         value = float(result[0]["value"][1])
-        return None if value != value else value  # NaN: no data
+        return value if math.isfinite(value) else None  # NaN, ±Inf: nothing to say
 
     def series(
         self, promql: str, first: datetime, last: datetime, step_seconds: int, by: tuple = ()
@@ -57,8 +58,9 @@ class Client:
         out: dict[tuple[str, ...], dict[float, float]] = {}
         for series in result or []:
             key = tuple(series["metric"].get(label, "") for label in by)
-            values = {float(t): float(v) for t, v in series["values"]}
-            out[key] = {t: v for t, v in values.items() if v == v}  # NaN: nothing to divide
+            # Keyed by whole seconds: the client sends start and end rounded to them.
+            values = {round(float(t)): float(v) for t, v in series["values"]}
+            out[key] = {t: v for t, v in values.items() if math.isfinite(v)}
         return out
 
     def _ask(self, call):

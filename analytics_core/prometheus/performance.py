@@ -83,7 +83,7 @@ def per_interval(
         for key, values in found.items():
             column = out.setdefault(key, [math.nan] * len(intervals))
             for i in run:
-                column[i] = values.get(intervals[i][1].timestamp(), math.nan)
+                column[i] = values.get(round(intervals[i][1].timestamp()), math.nan)
     return out
 
 
@@ -93,10 +93,13 @@ def bucket_intervals(ctx: QueryContext) -> tuple[list[pd.Timestamp], list[Interv
     a DST day would read as 24 hours)."""
     f = ctx.filters
     end = pd.Timestamp(f.observed_end(ctx.now))
+    # Buckets with some of the range observed (none when it starts in the future).
     starts = [b for b in bucket_index(f) if b < end]
     edges = [max(pd.Timestamp(f.start), b) for b in starts] + [end]
     utc = [e.tz_convert("UTC").to_pydatetime() for e in edges]
-    return starts, list(zip(utc, utc[1:], strict=False))
+    pairs = list(zip(starts, zip(utc, utc[1:], strict=False), strict=True))
+    kept = [(b, (lo, hi)) for b, (lo, hi) in pairs if lo < hi]
+    return [b for b, _ in kept], [i for _, i in kept]
 
 
 def bucket_labels_for(ctx: QueryContext, starts: Sequence[pd.Timestamp]) -> list[pd.Timestamp]:
@@ -148,10 +151,11 @@ def figures(
     return out
 
 
-def _empty() -> Figures:
+def _empty(seconds: float) -> Figures:
+    """No requests: as the log says it (a throughput of 0 over a range that has begun)."""
     return {
         "requests": 0,
-        "throughput_rps": None,
+        "throughput_rps": 0.0 if seconds > 0 else None,
         "error_rate": None,
         "availability": None,
         "avg_ms": None,
@@ -165,11 +169,11 @@ def kpis(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> Figur
     seconds = (end - f.start).total_seconds()
     labels = matchers(metrics, ctx)
     if seconds <= 0 or labels is None:
-        return _empty()
+        return _empty(seconds)
     row = figures(client, metrics, labels, [(f.start, end)])
     requests = int(row.requests[0])
     if not requests:
-        return _empty()
+        return _empty(seconds)
     out: Figures = {"requests": requests, "throughput_rps": requests / seconds}
     for name in ("error_rate", "availability", "avg_ms", *QUANTILES):
         value = float(row[name][0])
@@ -219,7 +223,7 @@ def by_endpoint(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -
     columns = ["endpoint", "method", "requests", "errors", "error_rate", "availability",
                "avg_ms", *QUANTILES, "share"]  # fmt: skip
     if end <= f.start or labels is None:
-        return pd.DataFrame({c: [] for c in columns})
+        return _endpoint_frame([], columns)
     w, by = duration((end - f.start).total_seconds()), ", ".join(_ENDPOINT)
     histogram = metrics.latency
 
@@ -256,11 +260,16 @@ def by_endpoint(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -
                 **{name: 1000.0 * q.get(key, math.nan) for name, q in quantiles.items()},
             }
         )
+    return _endpoint_frame(rows, columns)
+
+
+def _endpoint_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """The rows typed as the log's (counts int64, the rest float64), with each share."""
     frame = pd.DataFrame(rows, columns=columns[:-1])
-    frame["requests"] = frame["requests"].astype("int64")
-    frame["errors"] = frame["errors"].astype("int64")
+    for column in columns[2:-1]:
+        frame[column] = frame[column].astype("int64" if column in _COUNTS else "float64")
     total = frame["requests"].sum()
-    frame["share"] = frame["requests"] / total if total else float("nan")
+    frame["share"] = (frame["requests"] / total if total else math.nan) * 1.0
     return frame
 
 

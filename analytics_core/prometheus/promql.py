@@ -23,8 +23,9 @@ Matcher = str | Sequence[str]  # one value (=), or any of several (=~ an alterna
 
 def quoted(value: str) -> str:
     """A PromQL double-quoted string literal holding exactly ``value`` (Go's escapes,
-    which JSON's are a subset of; non-ASCII as \\u escapes)."""
-    return json.dumps(value, ensure_ascii=True)
+    which JSON's are a subset of). Non-ASCII stays as it is: JSON would write a character
+    beyond U+FFFF as a surrogate pair, which PromQL's lexer refuses."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def regex_literal(value: str) -> str:

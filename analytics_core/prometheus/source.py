@@ -29,67 +29,96 @@ RETRY_AFTER_SECONDS = 30.0
 _down_until: dict[str, float] = {}
 
 
-class PrometheusPerformance:
+class _Asker:
+    """Asks Prometheus, and on a failure part way through a page answers from the
+    fallback instead: the failure is kept (:attr:`failures`: the page says it and is not
+    cached) and Prometheus is not asked again for a while."""
+
     label = LABEL
 
+    def __init__(self, client: Client, metrics: PrometheusMetrics):
+        self.client, self.metrics = client, metrics
+        self.failures: list[str] = []
+
+    def _ask(self, name: str, ask: Callable[[], T], fallback: Callable[[], T]) -> T:
+        if _down_until.get(self.client.url, 0.0) > time.monotonic():
+            return fallback()  # failed earlier in this page: do not wait again
+        try:
+            return ask()
+        except PrometheusUnavailable as exc:  # went away since the probe
+            log.warning("%s; %s from the fallback", exc, name)
+            _down_until[self.client.url] = time.monotonic() + RETRY_AFTER_SECONDS
+            self.failures.append(str(exc))
+            return fallback()
+
+
+class PrometheusPerformance(_Asker):
     def __init__(self, client: Client, metrics: PrometheusMetrics, log_source):
-        self.client, self.metrics, self._log = client, metrics, log_source
+        super().__init__(client, metrics)
+        self._log = log_source
 
     def first_event(self) -> datetime | None:
         # When the platform's history began: the request log's first request (asking
         # Prometheus for its oldest sample would scan its whole retention).
         return self._log.first_event()
 
-    def _ask(self, name: str, ask: Callable[[], T], fallback: Callable[[], T]) -> T:
-        try:
-            return ask()
-        except PrometheusUnavailable as exc:  # went away since the probe
-            log.warning("%s; %s from the request log", exc, name)
-            _down_until[self.client.url] = time.monotonic() + RETRY_AFTER_SECONDS
+    def _scoped(self, ctx: QueryContext, name: str, ask, fallback):
+        # Without a tenant label Prometheus cannot keep to a restricted scope: the log
+        # can (its rows carry the tenant).
+        if not ctx.scope.unrestricted and not self.metrics.tenant_label:
             return fallback()
+        return self._ask(name, ask, fallback)
 
     def kpis(self, ctx: QueryContext) -> dict[str, float | int | None]:
-        return self._ask(
+        return self._scoped(
+            ctx,
             "KPIs",
             lambda: performance.kpis(self.client, self.metrics, ctx),
             lambda: self._log.kpis(ctx),
         )
 
     def trend(self, ctx: QueryContext) -> pd.DataFrame:
-        return self._ask(
+        return self._scoped(
+            ctx,
             "trend",
             lambda: performance.trend(self.client, self.metrics, ctx),
             lambda: self._log.trend(ctx),
         )
 
     def by_endpoint(self, ctx: QueryContext) -> pd.DataFrame:
-        return self._ask(
+        return self._scoped(
+            ctx,
             "endpoints",
             lambda: performance.by_endpoint(self.client, self.metrics, ctx),
             lambda: self._log.by_endpoint(ctx),
         )
 
     def endpoint_shares(self, ctx: QueryContext, p95_ms: float | None) -> pd.DataFrame:
-        return self._ask(
+        return self._scoped(
+            ctx,
             "endpoint shares",
             lambda: performance.endpoint_shares(self.client, self.metrics, ctx, p95_ms),
             lambda: self._log.endpoint_shares(ctx, p95_ms),
         )
 
 
-class PrometheusResources:
-    """CPU, memory and disk (only Prometheus has them)."""
-
-    label = LABEL
-
-    def __init__(self, client: Client, metrics: PrometheusMetrics):
-        self.client, self.metrics = client, metrics
+class PrometheusResources(_Asker):
+    """CPU, memory and disk (only Prometheus has them: on a failure, none)."""
 
     def over_time(self, ctx: QueryContext) -> dict[str, pd.DataFrame]:
-        return resources.resources(self.client, self.metrics, ctx)
+        return self._ask(
+            "resources", lambda: resources.resources(self.client, self.metrics, ctx), dict
+        )
 
-    def latest(self, ctx: QueryContext) -> pd.DataFrame:
-        return resources.latest(self.client, self.metrics, ctx.filters.observed_end(ctx.now))
+    def latest(self, ctx: QueryContext) -> pd.DataFrame | None:
+        at = ctx.filters.observed_end(ctx.now)
+        return self._ask(
+            "latest resources", lambda: resources.latest(self.client, self.metrics, at), _none
+        )
+
+
+def _none() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -97,6 +126,7 @@ class Choice:
     performance: object  # a PerformanceSource: Prometheus or the log's
     resources: PrometheusResources | None  # None: no Prometheus to ask
     note: str | None  # what the page says about it
+    failed: bool = False  # Prometheus should have answered and did not
 
 
 def choose(settings: DataSources, log_source) -> Choice:
@@ -113,14 +143,15 @@ def choose(settings: DataSources, log_source) -> Choice:
         return Choice(log_source, None, note)
     url = prometheus.url or ""
     if _down_until.get(url, 0.0) > time.monotonic():
-        return Choice(log_source, None, f"Prometheus at {url} did not answer lately: {_FROM_LOG}")
+        note = f"Prometheus at {url} did not answer lately: {_FROM_LOG}"
+        return Choice(log_source, None, note, failed=True)
     try:
         client = connect(prometheus)
         client.scalar("vector(1)", datetime.now(UTC))
     except PrometheusUnavailable as exc:
         log.warning("%s; Performance figures from the request log", exc)
         _down_until[url] = time.monotonic() + RETRY_AFTER_SECONDS
-        return Choice(log_source, None, f"{exc}: {_FROM_LOG}")
+        return Choice(log_source, None, f"{exc}: {_FROM_LOG}", failed=True)
     _down_until.pop(url, None)
     found = PrometheusResources(client, prometheus.metrics)
     if mode == "sql":

@@ -103,6 +103,9 @@ class Sources:
     note: str | None = None
     # CPU, memory and disk (only Prometheus has them): None without one that answers.
     resources: object | None = None
+    # A source that should have answered did not (the others answer for it): pages built
+    # from these sources say so and are not cached.
+    degraded: bool = False
     # Whether the areas' queries may run at once, each on its own pooled connection
     # (PostgreSQL serves each in its own backend; DuckDB runs one statement on all cores).
     concurrent: bool = False
@@ -277,7 +280,13 @@ def sources_for(engine: Engine, settings: DataSources | None = None) -> Sources:
 
     chosen = choose(settings, database.performance)
     notes = " ".join(n for n in (database.note, chosen.note) if n) or None
-    return replace(database, performance=chosen.performance, resources=chosen.resources, note=notes)
+    return replace(
+        database,
+        performance=chosen.performance,
+        resources=chosen.resources,
+        note=notes,
+        degraded=chosen.failed,
+    )
 
 
 def _database_sources(engine: Engine) -> Sources:

@@ -20,6 +20,7 @@ import pytest
 
 from analytics_core.config import DataSources, Prometheus, PrometheusMetrics, load_config
 from analytics_core.context import QueryContext
+from analytics_core.demo.openmetrics import LATENCY_BUCKETS
 from analytics_core.filters import make_filters
 from analytics_core.page_data import build_page
 from analytics_core.prometheus.client import PrometheusUnavailable, connect
@@ -370,7 +371,9 @@ def test_resources_per_bucket_and_the_latest_values_equal_the_generated_gauges(c
     )
 
 
-def test_the_performance_page_shows_prometheus_figures_and_resources(client, tmp_path, monkeypatch):
+def _performance_page(tmp_path, monkeypatch, prometheus_url: str):
+    """The app (AppTest) on a demo file with Prometheus enabled at ``prometheus_url``,
+    on its Performance page over 27-29 March 2026."""
     from streamlit.testing.v1 import AppTest
 
     url = f"duckdb:///{tmp_path / 'app.duckdb'}"
@@ -378,7 +381,9 @@ def test_the_performance_page_shows_prometheus_figures_and_resources(client, tmp
     load_dataset(engine, make_dataset())
     engine.dispose()
     config = tmp_path / "analytics.yml"
-    config.write_text(f"data_sources:\n  prometheus:\n    enabled: true\n    url: {client.url}\n")
+    config.write_text(
+        f"data_sources:\n  prometheus:\n    enabled: true\n    url: {prometheus_url}\n"
+    )
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("ANALYTICS_CONFIG", str(config))
     root = Path(__file__).resolve().parents[2]
@@ -387,6 +392,11 @@ def test_the_performance_page_shows_prometheus_figures_and_resources(client, tmp
         at.query_params[key] = value
     at.run()
     at.switch_page("app_pages/performance.py").run()
+    return at
+
+
+def test_the_performance_page_shows_prometheus_figures_and_resources(client, tmp_path, monkeypatch):
+    at = _performance_page(tmp_path, monkeypatch, client.url)
     assert not at.exception, at.exception
     assert any(f"from Prometheus ({client.url})" in c.value for c in at.caption)
     assert "Resources (Prometheus)" in [s.value for s in at.subheader]
@@ -416,3 +426,118 @@ def test_analytics_export_reads_the_performance_page_from_prometheus(
     assert exported["kpis"]["requests"] == want["requests"]
     assert exported["kpis"]["p95_ms"] == pytest.approx(want["p95_ms"])
     assert {"cpu_usage", "memory_bytes", "disk_used_ratio"} <= set(exported["series"])
+    assert f"from Prometheus ({client.url})" in exported["sources"]
+
+
+def test_the_demo_traffic_in_prometheus_agrees_with_the_request_log(tmp_path, capsys):
+    """``analytics seed --prometheus-out``: the same requests, counted by Prometheus from
+    the backfilled counters and by SQL from the log, over a range on scrape boundaries."""
+    from analytics_core.cli import main
+    from analytics_core.queries import performance as sql
+
+    url, om = f"duckdb:///{tmp_path / 'demo.duckdb'}", tmp_path / "demo.om"
+    argv = ["seed", "--db", url, "--days", "2", "--scale", "0.3", "--seed", "3",
+            "--prometheus-out", str(om), "--scrape-interval", "5m"]  # fmt: skip
+    assert main(argv) == 0
+    assert "OpenMetrics" in capsys.readouterr().out
+    engine = make_engine(url)
+    try:
+        first = engine.connect().exec_driver_sql("SELECT min(ts) FROM api_requests").scalar()
+        with started_prometheus(om.read_bytes()) as server:
+            client = connect(Prometheus(enabled=True, url=server.url))
+            five = timedelta(minutes=5)
+            start = pd.Timestamp(first).ceil("5min").to_pydatetime() + five
+            end = start + timedelta(hours=20)
+            for endpoints in ((), ("/api/v1/detect",)):
+                ctx = QueryContext(make_filters(start, end, "UTC", endpoints=endpoints), now=end)
+                got, want = kpis(client, METRICS, ctx), sql.kpis(engine, ctx)
+                assert got["requests"] == want["requests"] > 0
+                assert got["error_rate"] == pytest.approx(want["error_rate"], rel=1e-9)
+                assert got["avg_ms"] == pytest.approx(want["avg_ms"], rel=1e-9)
+                # p95 within the histogram's bucket resolution of percentile_cont's.
+                low = max([0.0, *(b for b in LATENCY_BUCKETS if b * 1000 < want["p95_ms"])])
+                high = min(b for b in (*LATENCY_BUCKETS, math.inf) if b * 1000 >= want["p95_ms"])
+                assert 1000 * low <= got["p95_ms"] <= 1000 * high
+    finally:
+        engine.dispose()
+
+
+def test_a_bad_scrape_interval_is_named(tmp_path, capsys):
+    from analytics_core.cli import main
+
+    url = f"duckdb:///{tmp_path / 'demo.duckdb'}"
+    argv = ["seed", "--db", url, "--days", "1", "--scale", "0.1",
+            "--prometheus-out", str(tmp_path / "x.om"), "--scrape-interval", "soon"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--scrape-interval" in capsys.readouterr().err
+
+
+def test_values_beyond_the_basic_plane_and_ranges_in_the_future_do_not_break(client):
+    emoji = _ctx(1, gen.MINUTES, ("/api/v1/😀", "/api/v1/results"))
+    assert kpis(client, METRICS, emoji)["requests"] > 0  # the real one still matches
+    lo = gen.START + timedelta(minutes=90, seconds=30 * 60)  # 01:30 UTC: mid-hour in Kolkata
+    future = QueryContext(make_filters(lo, lo + timedelta(hours=5), "Asia/Kolkata", "hour"), now=lo)
+    frame = trend(client, METRICS, future)
+    assert frame.empty and kpis(client, METRICS, future)["requests"] == 0
+
+
+def test_a_restricted_scope_without_a_tenant_label_reads_the_log(client, demo_engine):
+    from analytics_core.context import Scope
+
+    ctx = _ctx(1200, 1800)
+    log_source = sources_for(demo_engine).performance
+    chosen = sources_for(demo_engine, _settings(client.url)).performance
+    scoped = QueryContext(ctx.filters, ctx.now, Scope(("t_a",)))
+    assert chosen.kpis(scoped) == log_source.kpis(scoped)
+    assert chosen.kpis(ctx) == kpis(client, METRICS, ctx)
+
+
+def test_prometheus_going_away_while_a_page_is_built_is_said_and_not_cached(
+    history, demo_engine, monkeypatch, redis_url
+):
+    import uuid
+
+    from analytics_core.cache import RedisPageCache
+    from analytics_core.page_data import load_page
+    from analytics_core.prometheus import source
+
+    monkeypatch.setattr(source, "RETRY_AFTER_SECONDS", 0.0)
+    ctx = _ctx(1200, 1800)
+    config = load_config()
+    with started_prometheus(history.openmetrics) as server:
+        config = config.model_copy(update={"data_sources": _settings(server.url)})
+        sources = sources_for(demo_engine, config.data_sources)
+        assert sources.performance.label == "Prometheus" and not sources.degraded
+    page = build_page(demo_engine, config, "performance", ctx.filters, ctx.now, sources=sources)
+    assert page.degraded and "stopped answering" in page.source_note
+    log_page = build_page(demo_engine, load_config(), "performance", ctx.filters, ctx.now)
+    assert page.kpis == log_page.kpis  # every figure from the log
+    assert "cpu_usage" not in page.series  # no resources without Prometheus
+    # Pages built while Prometheus is down are never kept: each view asks again.
+    cache = RedisPageCache(redis_url, 300, prefix=f"test-prometheus-{uuid.uuid4().hex}:")
+    try:
+        for _ in range(2):
+            again = load_page(demo_engine, config, "performance", ctx.filters, cache, now=ctx.now)
+            assert again.degraded and "unreachable" in again.source_note
+        stats = cache.stats()
+        assert (stats.hits, stats.misses) == (0, 2)
+    finally:
+        cache.close()
+
+
+def test_the_page_falls_back_while_prometheus_is_gone_and_recovers(history, tmp_path, monkeypatch):
+    from analytics_core.prometheus import source
+
+    monkeypatch.setattr(source, "RETRY_AFTER_SECONDS", 0.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    at = _performance_page(tmp_path, monkeypatch, f"http://127.0.0.1:{port}")
+    assert not at.exception, at.exception
+    assert any("unreachable" in c.value for c in at.caption)
+    assert "Resources (Prometheus)" not in [s.value for s in at.subheader]
+    with started_prometheus(history.openmetrics, port=port):
+        at.run()  # the next refresh: nothing of the fallback was kept
+        assert not at.exception, at.exception
+        assert any("from Prometheus" in c.value for c in at.caption)
+        assert "Resources (Prometheus)" in [s.value for s in at.subheader]
