@@ -62,44 +62,30 @@ class PrometheusPerformance(_Asker):
         # Prometheus for its oldest sample would scan its whole retention).
         return self._log.first_event()
 
-    def _scoped(self, ctx: QueryContext, name: str, ask, fallback):
-        # Without a tenant label Prometheus cannot keep to a restricted scope: the log
-        # can (its rows carry the tenant).
+    def _either(self, method: str, ctx: QueryContext, *args):
+        """``performance.<method>`` from Prometheus, else the log's ``<method>``. Without a
+        tenant label Prometheus cannot keep to a restricted scope: the log can (its rows
+        carry the tenant)."""
+
+        def from_log():
+            return getattr(self._log, method)(ctx, *args)
+
         if not ctx.scope.unrestricted and not self.metrics.tenant_label:
-            return fallback()
-        return self._ask(name, ask, fallback)
+            return from_log()
+        ask = getattr(performance, method)
+        return self._ask(method, lambda: ask(self.client, self.metrics, ctx, *args), from_log)
 
     def kpis(self, ctx: QueryContext) -> dict[str, float | int | None]:
-        return self._scoped(
-            ctx,
-            "KPIs",
-            lambda: performance.kpis(self.client, self.metrics, ctx),
-            lambda: self._log.kpis(ctx),
-        )
+        return self._either("kpis", ctx)
 
     def trend(self, ctx: QueryContext) -> pd.DataFrame:
-        return self._scoped(
-            ctx,
-            "trend",
-            lambda: performance.trend(self.client, self.metrics, ctx),
-            lambda: self._log.trend(ctx),
-        )
+        return self._either("trend", ctx)
 
     def by_endpoint(self, ctx: QueryContext) -> pd.DataFrame:
-        return self._scoped(
-            ctx,
-            "endpoints",
-            lambda: performance.by_endpoint(self.client, self.metrics, ctx),
-            lambda: self._log.by_endpoint(ctx),
-        )
+        return self._either("by_endpoint", ctx)
 
     def endpoint_shares(self, ctx: QueryContext, p95_ms: float | None) -> pd.DataFrame:
-        return self._scoped(
-            ctx,
-            "endpoint shares",
-            lambda: performance.endpoint_shares(self.client, self.metrics, ctx, p95_ms),
-            lambda: self._log.endpoint_shares(ctx, p95_ms),
-        )
+        return self._either("endpoint_shares", ctx, p95_ms)
 
 
 class PrometheusResources(_Asker):
