@@ -541,3 +541,21 @@ def test_the_page_falls_back_while_prometheus_is_gone_and_recovers(history, tmp_
         assert not at.exception, at.exception
         assert any("from Prometheus" in c.value for c in at.caption)
         assert "Resources (Prometheus)" in [s.value for s in at.subheader]
+
+
+def test_a_tenant_label_carries_the_tenant_filter_and_the_scope(client, history):
+    """With ``tenant_label`` set, the tenant filter and the caller's scope become label
+    matchers. The generated series carry no tenant, so ``method`` stands in for it here."""
+    from analytics_core.context import Scope
+
+    metrics = PrometheusMetrics(tenant_label="method")
+    r = history.requests
+    f = _ctx(1200, 1800).filters
+    r = r[(r.ts > f.start) & (r.ts <= f.end)]
+    only_get = QueryContext(make_filters(f.start, f.end, "UTC", tenants=("GET",)), now=f.end)
+    assert kpis(client, metrics, only_get)["requests"] == int((r.method == "GET").sum())
+    scoped = QueryContext(f, f.end, Scope(("POST",)))
+    assert kpis(client, metrics, scoped)["requests"] == int((r.method == "POST").sum())
+    # A filter outside the scope leaves nothing to ask for.
+    outside = QueryContext(only_get.filters, f.end, Scope(("POST",)))
+    assert kpis(client, metrics, outside)["requests"] == 0
