@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-Unit = Literal["count", "ratio", "ms", "rps", "gb", "money", "minutes"]
+Unit = Literal["count", "ratio", "ms", "rps", "gb", "bytes", "money", "minutes"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,10 @@ _DEFS = (
         "Compute hours, GB processed and API calls times the config's unit prices",
     ),
     KpiDef("avg_response_ms", "Avg response", "ms", False, "Mean request duration"),
+    # From Prometheus (data_sources.prometheus): per bucket, on the Performance page.
+    KpiDef("cpu_usage", "CPU usage", "ratio", False, "Busiest component's mean CPU share"),
+    KpiDef("memory_bytes", "Memory in use", "bytes", False, "Sum of the components' peaks"),
+    KpiDef("disk_used_ratio", "Disk used", "ratio", False, "Used share of the watched disk"),
 )
 
 KPIS: dict[str, KpiDef] = {d.key: d for d in _DEFS}
@@ -113,6 +117,8 @@ BUSINESS_KPIS = (
     "data_processed_gb",
     "total_cost",
 )
+# CPU, memory and disk: series only Prometheus gives (no cards).
+RESOURCE_KPIS = ("cpu_usage", "memory_bytes", "disk_used_ratio")
 OVERVIEW_KPIS = (
     "total_detections",
     "anomaly_rate",
@@ -157,6 +163,8 @@ def format_kpi(key: str, value: float | int | None, currency: str = "USD") -> st
         return f"{v * factor:,.2f} {rate_unit}"
     if unit == "gb":
         return f"{v:,.3f} GB"
+    if unit == "bytes":
+        return f"{v / 1e9:,.2f} GB"
     if unit == "minutes":
         return f"{v:,.1f} min"
     return f"{v:,.2f} {currency}"
@@ -206,13 +214,14 @@ def area_of(key: str) -> str:
     """The page a KPI belongs to (overview-only keys map to their source area)."""
     if key in DETECTION_KPIS:
         return "detection"
-    if key in PERFORMANCE_KPIS or key == "avg_response_ms":
+    if key in PERFORMANCE_KPIS or key in RESOURCE_KPIS or key == "avg_response_ms":
         return "performance"
     return "business"
 
 
 # Where each KPI's per-bucket values live in the page series: (series, column).
 TREND_COLUMN: dict[str, tuple[str, str]] = {
+    **{key: ("resources_trend", key) for key in RESOURCE_KPIS},
     "total_detections": ("detection_trend", "detections"),
     "failed_detections": ("detection_trend", "failed"),
     "total_anomalies": ("detection_trend", "anomalies"),

@@ -131,6 +131,12 @@ def build_page(
         # wait for it, and nothing waits for them.
         history = ctx.with_filters(history_filters(filters))
         past_fs = each(sources.trend_calls(history, costs) if feed else {})
+        if feed and sources.resources is not None and ctx.scope.unrestricted:
+            # CPU, memory and disk from Prometheus: watched by the anomaly detector too.
+            gauges = sources.resources
+            past_fs["resources_trend"] = run(
+                lambda: gauges.over_time(history).get("resources_trend")
+            )
         current_fs = each(sources.kpi_calls(ctx, costs, areas))
         previous_fs = each(sources.kpi_calls(before, costs, areas) if covered else {})
         trends_fs = each(sources.trend_calls(ctx, costs, areas))
@@ -153,6 +159,7 @@ def build_page(
             else None
         )
         past = {name: future.result() for name, future in past_fs.items()}
+        past = {name: frame for name, frame in past.items() if frame is not None}
         # Scored on the worker process, where one runs, while the other queries finish.
         scorings = start_scoring(config, ctx, past) if feed else None
         current = combined_kpis([f.result() for f in current_fs.values()])

@@ -49,7 +49,12 @@ COMPONENTS = ("api", "worker")
 DISK_SIZE = 100e9
 
 
+CPU_SPIKE = (2 * 24 * 60 + 600, 2 * 24 * 60 + 720)  # the api runs hot on 29 March, 10-12 UTC
+
+
 def cpu_at(minute: int, component: str) -> float:
+    if component == "api" and CPU_SPIKE[0] <= minute < CPU_SPIKE[1]:
+        return 0.97
     return 0.2 + (minute % 60) / 100 if component == "api" else 0.5 + (minute * 7 % 13) / 100
 
 

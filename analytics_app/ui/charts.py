@@ -54,6 +54,7 @@ def unit_format(unit: str | None, currency: str | None, fallback: str = ",.4~g")
         "ms": (",.1f", " ms"),
         "money": (",.2f", f" {currency}" if currency else ""),
         "gb": (",.3f", " GB"),
+        "bytes": (",.3~s", "B"),  # SI prefixes: 1.5GB
         "minutes": (",.1f", " min"),
         "rps": (",.3f", " req/s"),
     }.get(unit or "", (fallback, ""))

@@ -33,6 +33,7 @@ def number_format(unit: str, currency: str = "USD") -> str:
         "ms": "%,.1f ms",
         "rps": "%,.3f req/s",
         "gb": "%,.3f GB",
+        "bytes": "%,.0f B",  # a table's format cannot scale: the byte count, grouped
         "minutes": "%,.1f min",
         "money": f"%,.2f {currency}",
     }[unit]

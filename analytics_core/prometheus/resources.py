@@ -36,7 +36,8 @@ def _disk_used(metrics: PrometheusMetrics, window: str) -> str:
 
 def resources(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> dict:
     """``cpu_usage`` and ``memory_bytes`` (bucket, one column per component) and
-    ``disk_used_ratio`` (bucket, ``disk_used_ratio``), each filled onto every bucket."""
+    ``disk_used_ratio`` (bucket, ``disk_used_ratio``), each filled onto every bucket; and
+    ``resources_trend``, one column per resource KPI, which the detectors watch."""
     starts, intervals = bucket_intervals(ctx)
     buckets = bucket_labels_for(ctx, starts)
     cpu = per_interval(
@@ -59,6 +60,20 @@ def resources(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> 
     used = disk.get((), [math.nan] * len(intervals))
     out["disk_used_ratio"] = fill_buckets(
         pd.DataFrame({"bucket": buckets, "disk_used_ratio": used}), ctx.filters, (), ctx.now
+    )
+    # One figure per bucket for the detectors: the busiest component's CPU, the
+    # components' memory together, the disk.
+    cpu_wide, memory_wide = out["cpu_usage"], out["memory_bytes"]
+    components = [c for c in cpu_wide.columns if c not in ("bucket", "partial")]
+    memories = [c for c in memory_wide.columns if c not in ("bucket", "partial")]
+    out["resources_trend"] = pd.DataFrame(
+        {
+            "bucket": cpu_wide["bucket"],
+            "cpu_usage": cpu_wide[components].max(axis=1),
+            "memory_bytes": memory_wide[memories].sum(axis=1, min_count=1),
+            "disk_used_ratio": out["disk_used_ratio"]["disk_used_ratio"],
+            "partial": cpu_wide["partial"],
+        }
     )
     return out
 

@@ -559,3 +559,16 @@ def test_a_tenant_label_carries_the_tenant_filter_and_the_scope(client, history)
     # A filter outside the scope leaves nothing to ask for.
     outside = QueryContext(only_get.filters, f.end, Scope(("POST",)))
     assert kpis(client, metrics, outside)["requests"] == 0
+
+
+def test_the_feed_watches_cpu_memory_and_disk_from_prometheus(client, demo_engine):
+    """The anomaly detector scores the resources too: the api's two hot hours on 29 March
+    (the generated CPU spike) are a CPU story of the Performance area."""
+    config = load_config().model_copy(update={"data_sources": _settings(client.url)})
+    ctx = _ctx(2 * 24 * 60, 3 * 24 * 60)
+    page = build_page(demo_engine, config, "insights", ctx.filters, ctx.now)
+    cpu = [i for i in page.insights if i.kind == "anomaly" and i.kpi == "cpu_usage"]
+    assert cpu and cpu[0].area == "performance", [i.message for i in page.insights]
+    assert "CPU usage was unusually high from 2026-03-29 10:00" in cpu[0].message
+    log_only = build_page(demo_engine, load_config(), "insights", ctx.filters, ctx.now)
+    assert not any("CPU usage" in i.message for i in log_only.insights)

@@ -20,6 +20,7 @@ from analytics_core.insights.model import Insight, evidence_frame
 from analytics_core.insights.stories.common import (
     BUCKET_WIDTH,
     WATCHED,
+    WATCHED_RESOURCES,
     Metric,
     capitalized,
     complete_buckets,
@@ -80,7 +81,8 @@ def start_scoring(
     scored or used as history."""
     step = BUCKET_WIDTH[history_filters(ctx.filters).granularity]
     sensitivity = config.insights.sensitivity
-    return [offload(score, metric, frames[metric.series], sensitivity, step) for metric in WATCHED]
+    watched = [*WATCHED, *(WATCHED_RESOURCES if frames.get("resources_trend") is not None else ())]
+    return [offload(score, metric, frames[metric.series], sensitivity, step) for metric in watched]
 
 
 def metric_anomalies(

@@ -34,6 +34,12 @@ WATCHED = (
     Metric("total_cost", "cost", per_bucket=True),
     Metric("data_processed_gb", "data processed", per_bucket=True),
 )
+# Watched too where Prometheus gives them (the "resources_trend" series).
+WATCHED_RESOURCES = (
+    Metric("cpu_usage", "CPU usage"),
+    Metric("memory_bytes", "memory in use"),
+    Metric("disk_used_ratio", "disk used"),
+)
 BUCKET_WIDTH = {
     "hour": timedelta(hours=1),
     "day": timedelta(days=1),
@@ -51,8 +57,12 @@ ACTIVITY = {
 
 def since_first_activity(frame: pd.DataFrame, series: str) -> pd.DataFrame:
     """Drop the buckets before the data begins: zero-filled, they would read as a quiet
-    history that never happened."""
-    active = (frame[ACTIVITY[series]] > 0).to_numpy()
+    history that never happened (gauges: before their first value)."""
+    if series in ACTIVITY:
+        active = (frame[ACTIVITY[series]] > 0).to_numpy()
+    else:
+        values = frame.drop(columns=["bucket", "partial"], errors="ignore")
+        active = values.notna().any(axis=1).to_numpy()
     if not active.any():
         return frame.iloc[:0]
     return frame.iloc[int(active.argmax()) :].reset_index(drop=True)
