@@ -42,7 +42,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "defaults" / "analytics.
 DEMO_DATABASE_ENV = "ANALYTICS_DEMO_DB"  # moves the demo file (tests use a temp one)
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
-CapacitySeries = Literal["requests_per_day", "gb_per_day"]
+CapacitySeries = Literal["requests_per_day", "gb_per_day", "disk_used_ratio"]
 CAPACITY_SERIES: tuple[str, ...] = get_args(CapacitySeries)
 
 

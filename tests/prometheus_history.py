@@ -171,3 +171,33 @@ def _openmetrics(requests: pd.DataFrame) -> bytes:
     registry = CollectorRegistry()
     registry.register(Collector())
     return generate_latest(registry)
+
+
+DISK_DAYS = 20
+DISK_START = datetime(2026, 3, 5, tzinfo=UTC)
+
+
+def disk_share_at(hours: float) -> float:
+    """The disk's used share ``hours`` after DISK_START: half full, 1.5 points a day more."""
+    return 0.5 + 0.015 * hours / 24
+
+
+def disk_history() -> bytes:
+    """Twenty days of the node exporter's filesystem gauges, scraped hourly: a disk
+    filling steadily (full 33 1/3 days after DISK_START)."""
+    size = 200e9
+    available = Metric("node_filesystem_avail_bytes", "free bytes", "gauge")
+    total = Metric("node_filesystem_size_bytes", "bytes", "gauge")
+    for hour in range(DISK_DAYS * 24 + 1):
+        at = (DISK_START + timedelta(hours=hour)).timestamp()
+        free = size * (1 - disk_share_at(hour))
+        available.samples.append(Sample(available.name, {"mountpoint": "/"}, free, at))
+        total.samples.append(Sample(total.name, {"mountpoint": "/"}, size, at))
+
+    class Collector:
+        def collect(self):
+            yield from (available, total)
+
+    registry = CollectorRegistry()
+    registry.register(Collector())
+    return generate_latest(registry)

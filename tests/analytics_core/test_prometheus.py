@@ -572,3 +572,20 @@ def test_the_feed_watches_cpu_memory_and_disk_from_prometheus(client, demo_engin
     assert "CPU usage was unusually high from 2026-03-29 10:00" in cpu[0].message
     log_only = build_page(demo_engine, load_config(), "insights", ctx.filters, ctx.now)
     assert not any("CPU usage" in i.message for i in log_only.insights)
+
+
+def test_a_filling_disk_is_forecast_to_be_full(demo_engine):
+    from analytics_core.insights.stories.capacity import capacity_insights
+
+    end = gen.DISK_START + timedelta(days=gen.DISK_DAYS)
+    with started_prometheus(gen.disk_history()) as server:
+        config = load_config().model_copy(update={"data_sources": _settings(server.url)})
+        sources = sources_for(demo_engine, config.data_sources)
+        ctx = QueryContext(make_filters(end - timedelta(days=7), end, "UTC", "day"), now=end)
+        stories = capacity_insights(sources, config, ctx)
+    disk = [s for s in stories if s.kpi == "disk_used_ratio"]
+    assert len(disk) == 1 and disk[0].status == "firing" and disk[0].area == "performance"
+    assert "Disk use is forecast to reach the limit of 100.0%" in disk[0].message
+    full = gen.DISK_START + timedelta(days=(1 - 0.5) / 0.015)  # 33 1/3 days in
+    crossing = pd.Timestamp(disk[0].details["crossing"])
+    assert abs(crossing - pd.Timestamp(full)) <= pd.Timedelta(days=2), crossing

@@ -1,5 +1,5 @@
 """Capacity stories: daily request volume and GB processed forecast against their
-configured limits."""
+configured limits, and the disk's used share (from Prometheus) against a full disk."""
 
 from __future__ import annotations
 
@@ -22,10 +22,18 @@ from analytics_core.sources.areas import Sources
 
 # The history, up to the range's end, the forecast is fitted on.
 CAPACITY_HISTORY = timedelta(days=90)
-CAPACITY_METRICS = {
-    "requests_per_day": ("api_calls", "daily request volume", "api_calls"),
-    "gb_per_day": ("data_processed_gb", "daily GB processed", "data_processed_gb"),
+CAPACITY_METRICS = {  # name: (series, column, label, kpi)
+    "requests_per_day": ("business_trend", "api_calls", "daily request volume", "api_calls"),
+    "gb_per_day": (
+        "business_trend",
+        "data_processed_gb",
+        "daily GB processed",
+        "data_processed_gb",
+    ),
+    "disk_used_ratio": ("resources_trend", "disk_used_ratio", "disk use", "disk_used_ratio"),
 }
+# Without a configured limit: a disk is full at 100%.
+DEFAULT_LIMITS = {"disk_used_ratio": 1.0}
 
 
 def capacity_insights(
@@ -39,13 +47,23 @@ def capacity_insights(
     end = ctx.filters.observed_end(ctx.now)
     span = replace(ctx.filters, start=end - CAPACITY_HISTORY, end=end, granularity="day")
     if daily_history is not None:  # its days that begin in the span (see start_trend_tests)
-        daily = days_from(daily_history["business_trend"], span.start)
+        daily = {name: days_from(frame, span.start) for name, frame in daily_history.items()}
     else:
-        daily = sources.business.trend(ctx.with_filters(span), config.costs)
-    frame = since_first_activity(complete_buckets(daily), "business_trend")
+        daily = {"business_trend": sources.business.trend(ctx.with_filters(span), config.costs)}
+        gauges = sources.resources if ctx.scope.unrestricted else None
+        if gauges is not None:
+            resources = gauges.over_time(ctx.with_filters(span)).get("resources_trend")
+            if resources is not None:
+                daily["resources_trend"] = resources
+    frames = {
+        name: since_first_activity(complete_buckets(frame), name) for name, frame in daily.items()
+    }
     out = []
-    for name, (column, label, kpi) in CAPACITY_METRICS.items():
-        limit = config.insights.capacity.get(name)
+    for name, (series, column, label, kpi) in CAPACITY_METRICS.items():
+        if series not in frames:  # the disk: only from Prometheus
+            continue
+        frame = frames[series]
+        limit = config.insights.capacity.get(name, DEFAULT_LIMITS.get(name))
         result = forecast.forecast(
             frame["bucket"],
             frame[column].astype(float),
@@ -60,8 +78,8 @@ def capacity_insights(
         last = fc.iloc[-1]
         digits = 0 if column == "api_calls" else 2
 
-        def fmt(v: float, digits: int = digits) -> str:
-            return f"{v:,.{digits}f}"
+        def fmt(v: float, digits: int = digits, share: bool = column == "disk_used_ratio") -> str:
+            return f"{v:.1%}" if share else f"{v:,.{digits}f}"
 
         recent = frame.tail(7)
         peak_at = recent[column].idxmax() if len(recent) else None
