@@ -66,6 +66,14 @@ def disk_used_at(minute: int) -> float:
     return 40e9 + minute * 5e6  # filling up
 
 
+INSTANCES = ("api-1", "api-2")
+DOWN = (1000, 1030)  # api-2 is down for half an hour
+
+
+def up_at(minute: int, instance: str) -> float:
+    return 0.0 if instance == "api-2" and DOWN[0] <= minute < DOWN[1] else 1.0
+
+
 def scraped_minutes() -> list[int]:
     return [m for m in range(1, MINUTES + 1) if not GAP[0] <= m < GAP[1]]
 
@@ -152,6 +160,7 @@ def _openmetrics(requests: pd.DataFrame) -> bytes:
     memory = Metric("pynomaly_memory_usage_bytes", "memory", "gauge")
     avail = Metric("node_filesystem_avail_bytes", "free bytes", "gauge")
     size = Metric("node_filesystem_size_bytes", "bytes", "gauge")
+    up = Metric("up", "scrape succeeded", "gauge")
     for t in scraped:
         at = (START + timedelta(minutes=t)).timestamp()
         for component in COMPONENTS:
@@ -161,12 +170,15 @@ def _openmetrics(requests: pd.DataFrame) -> bytes:
             )
         for family, value in ((avail, DISK_SIZE - disk_used_at(t)), (size, DISK_SIZE)):
             family.samples.append(Sample(family.name, {"mountpoint": "/"}, value, at))
+        for instance in INSTANCES:
+            up.samples.append(Sample("up", {"job": "pynomaly", "instance": instance},
+                                     up_at(t, instance), at))  # fmt: skip
 
     class Collector:
         def collect(self):
             yield counter
             yield histogram
-            yield from (cpu, memory, avail, size)
+            yield from (cpu, memory, avail, size, up)
 
     registry = CollectorRegistry()
     registry.register(Collector())

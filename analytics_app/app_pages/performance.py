@@ -36,11 +36,12 @@ if "cpu_usage" in page.series:
         charts.trend_chart(cpu, charts.value_columns(cpu), "CPU usage by component", percent=True)
     with right:
         charts.trend_chart(memory, charts.value_columns(memory), "Peak memory by component (bytes)")
-    left, right = st.columns([2, 1])
+    left, right = st.columns(2)
     with left:
         charts.trend_chart(
             page.series["disk_used_ratio"], ["disk_used_ratio"], "Disk used", percent=True
         )
     with right:
-        tables.table(page.series["resources_now"])
+        charts.trend_chart(page.series["uptime"], ["uptime"], "Targets up (up)", percent=True)
+    tables.table(page.series["resources_now"])
 downloads.downloads(page)

@@ -68,8 +68,9 @@ def render(engine: Engine, interval: timedelta = timedelta(minutes=5), days: flo
     memory = Metric("pynomaly_memory_usage_bytes", "memory in use", "gauge")
     available = Metric("node_filesystem_avail_bytes", "free bytes", "gauge")
     size = Metric("node_filesystem_size_bytes", "bytes", "gauge")
+    up = Metric("up", "scrape succeeded", "gauge")
     if rows.empty:
-        families = [requests, latency, cpu, memory, available, size]
+        families = [requests, latency, cpu, memory, available, size, up]
     else:
         times = pd.RangeIndex(
             int(rows.scraped_at.min()), int(rows.scraped_at.max()) + seconds, seconds
@@ -101,10 +102,13 @@ def render(engine: Engine, interval: timedelta = timedelta(minutes=5), days: flo
             _samples(cpu, cpu.name, {"component": component}, times, base + span * load)
             _samples(memory, memory.name, {"component": component}, times,
                      resident * (1 + 0.3 * load))  # fmt: skip
+        always = pd.Series(1.0, index=times)
         used = 0.35 * DISK_SIZE + cumulative(rows, "bytes")
         _samples(available, available.name, {"mountpoint": "/"}, times, DISK_SIZE - used)
-        _samples(size, size.name, {"mountpoint": "/"}, times, pd.Series(DISK_SIZE, index=times))
-        families = [requests, latency, cpu, memory, available, size]
+        _samples(size, size.name, {"mountpoint": "/"}, times, DISK_SIZE * always)
+        # The platform answered every scrape (its 5xx bursts are in the request counter).
+        _samples(up, "up", {"job": "pynomaly", "instance": "api"}, times, always)
+        families = [requests, latency, cpu, memory, available, size, up]
 
     class Collector:
         def collect(self):

@@ -35,9 +35,11 @@ def _disk_used(metrics: PrometheusMetrics, window: str) -> str:
 
 
 def resources(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> dict:
-    """``cpu_usage`` and ``memory_bytes`` (bucket, one column per component) and
-    ``disk_used_ratio`` (bucket, ``disk_used_ratio``), each filled onto every bucket; and
-    ``resources_trend``, one column per resource KPI, which the detectors watch."""
+    """``cpu_usage`` and ``memory_bytes`` (bucket, one column per component),
+    ``disk_used_ratio`` (bucket, ``disk_used_ratio``) and ``uptime`` (the share of the
+    ``up_job`` scrapes that found it up: availability as Prometheus sees it), each filled
+    onto every bucket; and ``resources_trend``, one column per resource KPI, which the
+    detectors watch."""
     starts, intervals = bucket_intervals(ctx)
     buckets = bucket_labels_for(ctx, starts)
     cpu = per_interval(
@@ -53,13 +55,20 @@ def resources(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> 
         _COMPONENT,
     )
     disk = per_interval(client, lambda w: _disk_used(metrics, w), intervals)
+    # Uptime: the share of scrapes of the platform's job that found its targets up.
+    up = selector("up", {"job": metrics.up_job})
+    uptime = per_interval(client, lambda w: f"avg(avg_over_time({up}[{w}]))", intervals)
     out = {}
     for name, found in (("cpu_usage", cpu), ("memory_bytes", memory)):
         frame = pd.DataFrame({"bucket": buckets} | {k[0]: v for k, v in sorted(found.items())})
         out[name] = fill_buckets(frame, ctx.filters, (), ctx.now)
     used = disk.get((), [math.nan] * len(intervals))
+    scraped_up = uptime.get((), [math.nan] * len(intervals))
     out["disk_used_ratio"] = fill_buckets(
         pd.DataFrame({"bucket": buckets, "disk_used_ratio": used}), ctx.filters, (), ctx.now
+    )
+    out["uptime"] = fill_buckets(
+        pd.DataFrame({"bucket": buckets, "uptime": scraped_up}), ctx.filters, (), ctx.now
     )
     # One figure per bucket for the detectors: the busiest component's CPU, the
     # components' memory together, the disk.

@@ -362,6 +362,9 @@ def test_resources_per_bucket_and_the_latest_values_equal_the_generated_gauges(c
         assert disk.disk_used_ratio[i] == pytest.approx(
             gen.disk_used_at(int(inside.max())) / gen.DISK_SIZE, rel=1e-9
         )
+        ups = [gen.up_at(int(m), n) for m in inside for n in gen.INSTANCES]
+        assert frames["uptime"].uptime[i] == pytest.approx(np.mean(ups), rel=1e-9)
+    assert frames["uptime"].uptime.min() < 1.0  # api-2's half hour down is seen
     now = latest(client, METRICS, hi)
     api = now[now.component == "api"].iloc[0]
     assert api.cpu_usage == pytest.approx(gen.cpu_at(1500, "api"))
