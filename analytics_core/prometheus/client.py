@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
+import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from requests import RequestException
 from requests.exceptions import ConnectionError as RequestsConnectionError
@@ -74,6 +75,10 @@ class Client:
             raise PrometheusUnavailable(
                 f"Prometheus at {self.url} did not answer within {self.timeout_seconds:g} s"
             ) from None
+        except _PartialAnswer as exc:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} gave a partial answer ({exc})"
+            ) from None
         except PrometheusApiClientException as exc:
             raise PrometheusUnavailable(f"Prometheus at {self.url} answered {exc}") from None
         except (RequestException, ValueError, KeyError) as exc:
@@ -109,12 +114,33 @@ def connect(settings: Prometheus) -> Client:
             os.environ.get(settings.basic_auth_user_env, ""),
             os.environ.get(settings.basic_auth_password_env or "", ""),
         )
+    session = requests.Session()
+    session.verify = settings.verify_tls
+    # The client library returns a partial answer's data and drops its warnings.
+    session.hooks["response"].append(_refuse_partial_answers)
     connection = PrometheusConnect(
         url=settings.url.rstrip("/"),
         headers=headers,
         auth=auth,
-        disable_ssl=not settings.verify_tls,
         retry=Retry(total=0),
+        session=session,
         timeout=settings.timeout_seconds,
     )
     return Client(settings.url, settings.timeout_seconds, connection)
+
+
+class _PartialAnswer(Exception):
+    pass
+
+
+def _refuse_partial_answers(response: requests.Response, *args, **kwargs) -> None:
+    """A successful answer with ``warnings`` (a partial result: a remote storage or a
+    shard that did not answer) is not taken as the whole truth."""
+    if response.status_code != 200:
+        return
+    try:
+        warnings = response.json().get("warnings")
+    except ValueError:
+        return
+    if warnings:
+        raise _PartialAnswer("; ".join(str(w) for w in warnings))

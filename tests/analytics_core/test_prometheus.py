@@ -132,11 +132,20 @@ class _Stub(BaseHTTPRequestHandler):
     """A tiny loopback server: sleeps past the timeout, or answers an error."""
 
     delay = 0.0
+    partial = False  # a successful answer with warnings (a store that did not answer)
 
     def do_GET(self):  # noqa: N802 - the stdlib's name
         time.sleep(self.delay)
         body = b'{"status":"error","errorType":"bad_data","error":"parse error"}'
-        self.send_response(400)
+        status = 400
+        if self.partial:
+            body = (
+                b'{"status":"success","data":{"resultType":"vector","result":'
+                b'[{"metric":{},"value":[1774569660,"42"]}]},'
+                b'"warnings":["remote store eu-2 did not answer"]}'
+            )
+            status = 200
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -155,7 +164,7 @@ def stub():
     yield server
     server.shutdown()
     server.server_close()
-    _Stub.delay = 0.0
+    _Stub.delay, _Stub.partial = 0.0, False
 
 
 def test_a_server_slower_than_the_timeout_says_so(stub):
@@ -592,3 +601,10 @@ def test_a_filling_disk_is_forecast_to_be_full(demo_engine):
     full = gen.DISK_START + timedelta(days=(1 - 0.5) / 0.015)  # 33 1/3 days in
     crossing = pd.Timestamp(disk[0].details["crossing"])
     assert abs(crossing - pd.Timestamp(full)) <= pd.Timedelta(days=2), crossing
+
+
+def test_a_partial_answer_is_not_taken_for_the_whole(stub):
+    _Stub.partial = True
+    client = connect(Prometheus(enabled=True, url=f"http://127.0.0.1:{stub.server_address[1]}"))
+    with pytest.raises(PrometheusUnavailable, match="partial answer.*eu-2 did not answer"):
+        kpis(client, METRICS, _ctx(0, 60))
