@@ -24,6 +24,7 @@ from analytics_core.insights.stories.bottleneck import combine_shares, share_que
 from analytics_core.insights.stories.change import kpi_changes, not_comparable
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
+from analytics_core.prometheus.resources import gauges as resource_gauges
 from analytics_core.runtime import run_now
 from analytics_core.sources.areas import (
     AREAS,
@@ -185,6 +186,7 @@ def build_page(
         if over_time and latest is not None:
             series.update(over_time)
             series["resources_now"] = latest
+            series["resources_gauges"] = resource_gauges(latest)
     tables = combine_shares(*(f.result() for f in share_fs)) if share_fs else None
     if page == "insights" and tables is not None:
         series.update(tables)

@@ -30,16 +30,30 @@ tables.table(page.series["by_endpoint"], currency=page.currency)
 
 if "cpu_usage" in page.series:
     st.subheader("Resources (Prometheus)")
+    dials = page.series["resources_gauges"]
+    for column, dial in zip(st.columns(max(len(dials), 1)), dials.itertuples(), strict=False):
+        with column:
+            charts.gauge(dial.kpi, dial.value, data.alert_rule(dial.kpi), label=dial.label)
     cpu, memory = page.series["cpu_usage"], page.series["memory_bytes"]
     left, right = st.columns(2)
     with left:
-        charts.trend_chart(cpu, charts.value_columns(cpu), "CPU usage by component", percent=True)
+        charts.trend_chart(
+            cpu,
+            charts.value_columns(cpu),
+            "CPU usage by component",
+            percent=True,
+            rule=data.alert_rule("cpu_usage"),
+        )
     with right:
         charts.trend_chart(memory, charts.value_columns(memory), "Peak memory by component (bytes)")
     left, right = st.columns(2)
     with left:
         charts.trend_chart(
-            page.series["disk_used_ratio"], ["disk_used_ratio"], "Disk used", percent=True
+            page.series["disk_used_ratio"],
+            ["disk_used_ratio"],
+            "Disk used",
+            percent=True,
+            rule=data.alert_rule("disk_used_ratio"),
         )
     with right:
         charts.trend_chart(page.series["uptime"], ["uptime"], "Targets up (up)", percent=True)

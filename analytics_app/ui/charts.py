@@ -255,9 +255,18 @@ def trend_chart(
     kind: str = "line",
     percent: bool = False,
     currency: str = "USD",
+    rule: AlertRule | None = None,
 ) -> None:
-    """A time series chart of ``columns`` against the bucket column."""
+    """A time series chart of ``columns`` against the bucket column; the config's alert
+    ``rule`` on them drawn as a line."""
     figure = trend_figure(frame, columns, title, kind, percent, currency)
+    if rule is not None:
+        word = "below" if rule.below is not None else "above"
+        figure.add_hline(
+            y=rule.threshold,
+            line={"color": GAUGE_ALERT, "dash": "dash", "width": 1.5},
+            annotation_text=f"alert {word} {format_kpi(rule.kpi, rule.threshold)}",
+        )
     st.plotly_chart(figure, width="stretch")
 
 
@@ -267,7 +276,11 @@ GAUGE_OK, GAUGE_ALERT = "#2e7d32", "#dc2626"
 
 
 def gauge_figure(
-    key: str, value: float, rule: AlertRule | None = None, low: float = 0.95
+    key: str,
+    value: float,
+    rule: AlertRule | None = None,
+    low: float = 0.95,
+    label: str | None = None,
 ) -> go.Figure:
     """A dial for a ratio KPI such as availability, reading like its card: the same
     number, red past the config's alert ``rule``, whose threshold is drawn on the dial
@@ -280,7 +293,7 @@ def gauge_figure(
         "axis": {"range": [low * 100, 100], "ticksuffix": "%"},
         "bar": {"color": GAUGE_ALERT if rule is not None and rule.breached(value) else GAUGE_OK},
     }
-    title = KPIS[key].label
+    title = label or KPIS[key].label
     if rule is not None:
         limit = rule.threshold * 100
         side = [low * 100, limit] if rule.below is not None else [limit, 100]
@@ -308,12 +321,16 @@ def gauge_figure(
     return fig
 
 
-def gauge(key: str, value: float | None, rule: AlertRule | None = None) -> None:
-    """A gauge for a ratio KPI such as availability (shown only with data)."""
+def gauge(
+    key: str, value: float | None, rule: AlertRule | None = None, label: str | None = None
+) -> None:
+    """A gauge for a ratio KPI such as availability (shown only with data); ``label``
+    instead of the KPI's (one gauge per component)."""
     if is_missing(value):
-        st.metric(KPIS[key].label, "no data")
+        st.metric(label or KPIS[key].label, "no data")
         return
-    st.plotly_chart(gauge_figure(key, value, rule), width="stretch")  # type: ignore[arg-type]
+    figure = gauge_figure(key, value, rule, label=label)  # type: ignore[arg-type]
+    st.plotly_chart(figure, width="stretch")
 
 
 def scatter_figure(

@@ -103,3 +103,20 @@ def latest(client: Client, metrics: PrometheusMetrics, at: datetime) -> pd.DataF
     disk_row = pd.DataFrame([{"component": f"disk {metrics.disk_mountpoint}",
                               "disk_used_ratio": disk}])  # fmt: skip
     return pd.concat([frame, disk_row], ignore_index=True)
+
+
+def gauges(latest: pd.DataFrame) -> pd.DataFrame:
+    """The dials of :func:`latest`: per component its CPU, and the disk (label, kpi,
+    value)."""
+    rows = [
+        (f"CPU usage ({row.component})", "cpu_usage", row.cpu_usage)
+        for row in latest.itertuples()
+        if not pd.isna(row.cpu_usage)
+    ]
+    rows += [
+        (f"Disk used ({row.component.removeprefix('disk ')})", "disk_used_ratio",
+         row.disk_used_ratio)
+        for row in latest.itertuples()
+        if not pd.isna(row.disk_used_ratio)
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["label", "kpi", "value"])

@@ -307,6 +307,12 @@ def test_the_performance_page_reads_prometheus_when_it_answers(client, demo_engi
     for name, frame in resources(client, METRICS, ctx).items():
         pd.testing.assert_frame_equal(page.series[name], frame)
     assert set(page.series["resources_now"].component) == {*gen.COMPONENTS, "disk /"}
+    dials = page.series["resources_gauges"]
+    assert list(dials.label) == ["CPU usage (api)", "CPU usage (worker)", "Disk used (/)"]
+    latest = page.series["resources_now"].set_index("component")
+    assert list(dials.value) == pytest.approx(
+        [latest.cpu_usage["api"], latest.cpu_usage["worker"], latest.disk_used_ratio["disk /"]]
+    )
     sql = build_page(
         demo_engine,
         config.model_copy(update={"data_sources": _settings(client.url, "sql")}),
@@ -395,6 +401,8 @@ def _performance_page(tmp_path, monkeypatch, prometheus_url: str):
     config = tmp_path / "analytics.yml"
     config.write_text(
         f"data_sources:\n  prometheus:\n    enabled: true\n    url: {prometheus_url}\n"
+        "alerts:\n  cpu_usage: {above: 0.9, severity: warning}\n"
+        "  disk_used_ratio: {above: 0.8, severity: critical}\n"
     )
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("ANALYTICS_CONFIG", str(config))
@@ -412,6 +420,12 @@ def test_the_performance_page_shows_prometheus_figures_and_resources(client, tmp
     assert not at.exception, at.exception
     assert any(f"from Prometheus ({client.url})" in c.value for c in at.caption)
     assert "Resources (Prometheus)" in [s.value for s in at.subheader]
+    # Three dials (two components' CPU, the disk) and the CPU and disk charts with the
+    # alert lines, among the page's charts.
+    figures = " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))
+    for text in ("CPU usage (api)", "CPU usage (worker)", "Disk used (", "alert above 90.00%",
+                 "alert above 80.00%"):  # fmt: skip
+        assert text in figures, text
     want = kpis(client, METRICS, _ctx(0, 2 * 24 * 60 + 24 * 60))  # 27 March .. end of 29th
     shown = {m.label: m.value for m in at.metric}
     assert shown["Requests"] == f"{want['requests']:,}"
