@@ -24,6 +24,7 @@ from analytics_core.insights.stories.bottleneck import combine_shares, share_que
 from analytics_core.insights.stories.change import kpi_changes, not_comparable
 from analytics_core.kpis import BUSINESS_KPIS, DETECTION_KPIS, OVERVIEW_KPIS, PERFORMANCE_KPIS
 from analytics_core.pages import PAGES
+from analytics_core.prometheus.resources import figures as resource_figures
 from analytics_core.prometheus.resources import gauges as resource_gauges
 from analytics_core.runtime import run_now
 from analytics_core.sources.areas import (
@@ -143,11 +144,17 @@ def build_page(
         trends_fs = each(sources.trend_calls(ctx, costs, areas))
         previous_trends_fs = each(sources.trend_calls(before, costs, areas) if covered else {})
         breakdown_f = run(breakdown[1]) if breakdown else None
-        # CPU, memory and disk are the platform's, not a tenant's: not under a scope.
-        machines = sources.resources if page == "performance" and ctx.scope.unrestricted else None
-        resources_fs = (
-            (run(lambda: machines.over_time(ctx)), run(lambda: machines.latest(ctx)))
-            if machines is not None
+        # CPU, memory and disk are the platform's, not a tenant's: not under a scope. The
+        # Performance page shows them; the feed checks their alert rules.
+        machines = sources.resources if ctx.scope.unrestricted else None
+        over_time_f = (
+            run(lambda: machines.over_time(ctx))
+            if machines is not None and (page == "performance" or feed)
+            else None
+        )
+        latest_f = (
+            run(lambda: machines.latest(ctx))
+            if machines is not None and page == "performance"
             else None
         )
         # The endpoint shares wait for their period's p95, from the performance KPIs
@@ -181,21 +188,28 @@ def build_page(
     series: dict[str, pd.DataFrame] = dict(trends)
     if breakdown and breakdown_f is not None:
         series[breakdown[0]] = breakdown_f.result()
-    if resources_fs is not None:  # cpu_usage, memory_bytes, disk_used_ratio; resources_now
-        over_time, latest = (f.result() for f in resources_fs)
-        if over_time and latest is not None:
-            series.update(over_time)
-            series["resources_now"] = latest
-            series["resources_gauges"] = resource_gauges(latest)
+    over_time = over_time_f.result() if over_time_f is not None else {}
+    latest = latest_f.result() if latest_f is not None else None
+    if over_time and latest is not None:  # cpu_usage, memory_bytes, disk_used_ratio, uptime
+        series.update(over_time)
+        series["resources_now"] = latest
+        series["resources_gauges"] = resource_gauges(latest)
     tables = combine_shares(*(f.result() for f in share_fs)) if share_fs else None
     if page == "insights" and tables is not None:
         series.update(tables)
 
     insights: list[Insight] = []
     if feed:
+        resource_trend = over_time.get("resources_trend")
+        if resource_trend is not None:  # their alert rules are checked with the others'
+            watched_now = {**current, **resource_figures(resource_trend)}
+            watched_trends = {**trends, "resources_trend": resource_trend}
+        else:
+            watched_now, watched_trends = current, trends
         insights = build_insights(
-            sources, config, ctx, current, previous, trends, changes, tables, past, scorings
-        )
+            sources, config, ctx, watched_now, previous, watched_trends, changes, tables, past,
+            scorings,
+        )  # fmt: skip
         if page == "overview":
             insights = [i for i in insights if i.status in ("firing", "resolved")][:3]
 

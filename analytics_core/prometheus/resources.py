@@ -120,3 +120,19 @@ def gauges(latest: pd.DataFrame) -> pd.DataFrame:
         if not pd.isna(row.disk_used_ratio)
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=["label", "kpi", "value"])
+
+
+def figures(trend: pd.DataFrame) -> dict[str, float | None]:
+    """The range's value of each resource KPI from ``resources_trend`` (complete buckets):
+    the mean CPU of the busiest component, the peak memory, the disk's latest share."""
+    done = trend[~trend["partial"].astype(bool)] if "partial" in trend.columns else trend
+
+    def value(v: float) -> float | None:
+        return None if pd.isna(v) else float(v)
+
+    disk = done["disk_used_ratio"].dropna()
+    return {
+        "cpu_usage": value(done["cpu_usage"].mean()),
+        "memory_bytes": value(done["memory_bytes"].max()),
+        "disk_used_ratio": value(disk.iloc[-1]) if len(disk) else None,
+    }

@@ -622,3 +622,27 @@ def test_a_partial_answer_is_not_taken_for_the_whole(stub):
     client = connect(Prometheus(enabled=True, url=f"http://127.0.0.1:{stub.server_address[1]}"))
     with pytest.raises(PrometheusUnavailable, match="partial answer.*eu-2 did not answer"):
         kpis(client, METRICS, _ctx(0, 60))
+
+
+def test_alert_rules_on_cpu_and_disk_are_checked_by_the_feed(client, demo_engine):
+    from analytics_core.config import AlertRule
+
+    rules = (
+        AlertRule(kpi="cpu_usage", above=0.9, severity="warning"),
+        AlertRule(kpi="disk_used_ratio", above=0.99, severity="critical"),
+    )
+    config = load_config().model_copy(
+        update={"data_sources": _settings(client.url), "alerts": rules}
+    )
+    ctx = QueryContext(
+        make_filters(gen.START + timedelta(days=2), gen.START + timedelta(days=3), "UTC", "hour"),
+        now=gen.START + timedelta(days=3),
+    )
+    page = build_page(demo_engine, config, "insights", ctx.filters, ctx.now)
+    # The api's 97% from 10:00 to 12:00 on 29 March breaches 90%: the alert, merged with
+    # the CPU anomaly of the same hours into one incident; the disk stays below 99%.
+    cpu = [i for i in page.insights if i.kpi == "cpu_usage" and i.status != "ok"]
+    told = " ".join(i.message for i in cpu)
+    assert "above its threshold 90.00% from 2026-03-29 10:00 to 2026-03-29 12:00" in told, told
+    disk = [i for i in page.insights if i.kind == "threshold" and i.kpi == "disk_used_ratio"]
+    assert disk and disk[0].status == "ok"
