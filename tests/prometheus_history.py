@@ -194,13 +194,14 @@ def disk_share_at(hours: float) -> float:
     return 0.5 + 0.015 * hours / 24
 
 
-def disk_history() -> bytes:
+def disk_history(scraped_days: int = DISK_DAYS) -> bytes:
     """Twenty days of the node exporter's filesystem gauges, scraped hourly: a disk
-    filling steadily (full 33 1/3 days after DISK_START)."""
+    filling steadily (full 33 1/3 days after DISK_START); only the first
+    ``scraped_days`` of them (the exporter down after that)."""
     size = 200e9
     available = Metric("node_filesystem_avail_bytes", "free bytes", "gauge")
     total = Metric("node_filesystem_size_bytes", "bytes", "gauge")
-    for hour in range(DISK_DAYS * 24 + 1):
+    for hour in range(scraped_days * 24 + 1):
         at = (DISK_START + timedelta(hours=hour)).timestamp()
         free = size * (1 - disk_share_at(hour))
         available.samples.append(Sample(available.name, {"mountpoint": "/"}, free, at))

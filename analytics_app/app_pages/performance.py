@@ -33,7 +33,8 @@ if "cpu_usage" in page.series:
     dials = page.series["resources_gauges"]
     for column, dial in zip(st.columns(max(len(dials), 1)), dials.itertuples(), strict=False):
         with column:
-            charts.gauge(dial.kpi, dial.value, data.alert_rule(dial.kpi), label=dial.label)
+            rule = data.alert_rule(dial.kpi)
+            charts.gauge(dial.kpi, dial.value, rule, label=dial.label, low=0.0)
     cpu, memory = page.series["cpu_usage"], page.series["memory_bytes"]
     left, right = st.columns(2)
     with left:

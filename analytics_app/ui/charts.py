@@ -322,14 +322,19 @@ def gauge_figure(
 
 
 def gauge(
-    key: str, value: float | None, rule: AlertRule | None = None, label: str | None = None
+    key: str,
+    value: float | None,
+    rule: AlertRule | None = None,
+    label: str | None = None,
+    low: float = 0.95,
 ) -> None:
     """A gauge for a ratio KPI such as availability (shown only with data); ``label``
-    instead of the KPI's (one gauge per component)."""
+    instead of the KPI's (one gauge per component); ``low``: where the dial starts at the
+    most (availability lives near 100%, CPU and disk use the whole dial)."""
     if is_missing(value):
         st.metric(label or KPIS[key].label, "no data")
         return
-    figure = gauge_figure(key, value, rule, label=label)  # type: ignore[arg-type]
+    figure = gauge_figure(key, value, rule, low=low, label=label)  # type: ignore[arg-type]
     st.plotly_chart(figure, width="stretch")
 
 

@@ -39,6 +39,7 @@ _TICKS = {
     "ms": {"tickformat": ",.0f", "ticksuffix": " ms"},
     "minutes": {"tickformat": ",.1f", "ticksuffix": " min"},
     "gb": {"tickformat": ",.2f", "ticksuffix": " GB"},
+    "bytes": {"tickformat": ",.3~s", "ticksuffix": "B"},  # SI prefixes: 1.5GB
     "rps": {"tickformat": ",.3f", "ticksuffix": " req/s"},
     "count": {"tickformat": ",.0f"},
 }

@@ -134,13 +134,16 @@ class _PartialAnswer(Exception):
 
 
 def _refuse_partial_answers(response: requests.Response, *args, **kwargs) -> None:
-    """A successful answer with ``warnings`` (a partial result: a remote storage or a
-    shard that did not answer) is not taken as the whole truth."""
-    if response.status_code != 200:
+    """A successful answer with ``warnings`` about its data (a partial result: a remote
+    storage or a shard that did not answer) is not taken as the whole truth. Notes on
+    the query's own evaluation ("PromQL info: ..." / "PromQL warning: ...", e.g. a
+    histogram fixed for monotonicity) are not about missing data and pass."""
+    if response.status_code != 200 or b'"warnings"' not in response.content:
         return
     try:
-        warnings = response.json().get("warnings")
+        warnings = response.json().get("warnings") or []
     except ValueError:
         return
-    if warnings:
-        raise _PartialAnswer("; ".join(str(w) for w in warnings))
+    partial = [str(w) for w in warnings if not str(w).startswith("PromQL ")]
+    if partial:
+        raise _PartialAnswer("; ".join(partial))

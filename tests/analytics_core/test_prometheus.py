@@ -133,6 +133,7 @@ class _Stub(BaseHTTPRequestHandler):
 
     delay = 0.0
     partial = False  # a successful answer with warnings (a store that did not answer)
+    warning = "remote store eu-2 did not answer"
 
     def do_GET(self):  # noqa: N802 - the stdlib's name
         time.sleep(self.delay)
@@ -142,7 +143,7 @@ class _Stub(BaseHTTPRequestHandler):
             body = (
                 b'{"status":"success","data":{"resultType":"vector","result":'
                 b'[{"metric":{},"value":[1774569660,"42"]}]},'
-                b'"warnings":["remote store eu-2 did not answer"]}'
+                b'"warnings":["' + self.warning.encode() + b'"]}'
             )
             status = 200
         self.send_response(status)
@@ -165,6 +166,7 @@ def stub():
     server.shutdown()
     server.server_close()
     _Stub.delay, _Stub.partial = 0.0, False
+    _Stub.warning = "remote store eu-2 did not answer"
 
 
 def test_a_server_slower_than_the_timeout_says_so(stub):
@@ -646,3 +648,23 @@ def test_alert_rules_on_cpu_and_disk_are_checked_by_the_feed(client, demo_engine
     assert "above its threshold 90.00% from 2026-03-29 10:00 to 2026-03-29 12:00" in told, told
     disk = [i for i in page.insights if i.kind == "threshold" and i.kpi == "disk_used_ratio"]
     assert disk and disk[0].status == "ok"
+
+
+def test_a_note_on_the_querys_evaluation_is_not_a_partial_answer(stub):
+    _Stub.partial = True
+    _Stub.warning = "PromQL info: input to histogram_quantile needed to be fixed for monotonicity"
+    client = connect(Prometheus(enabled=True, url=f"http://127.0.0.1:{stub.server_address[1]}"))
+    assert client.scalar("up", gen.START) == 42.0
+
+
+def test_a_disk_whose_exporter_went_quiet_does_not_break_the_capacity_stories(demo_engine):
+    from analytics_core.insights.stories.capacity import capacity_insights
+
+    end = gen.DISK_START + timedelta(days=gen.DISK_DAYS)
+    with started_prometheus(gen.disk_history(scraped_days=12)) as server:
+        config = load_config().model_copy(update={"data_sources": _settings(server.url)})
+        sources = sources_for(demo_engine, config.data_sources)
+        ctx = QueryContext(make_filters(end - timedelta(days=7), end, "UTC", "day"), now=end)
+        stories = capacity_insights(sources, config, ctx)  # the last 8 days hold no disk value
+    disk = [s for s in stories if s.kpi == "disk_used_ratio"]
+    assert len(disk) == 1 and "Disk use" in disk[0].message

@@ -82,7 +82,8 @@ def capacity_insights(
             return f"{v:.1%}" if share else f"{v:,.{digits}f}"
 
         recent = frame.tail(7)
-        peak_at = recent[column].idxmax() if len(recent) else None
+        seen = recent[column].dropna()  # a gauge can have gaps (an exporter that was down)
+        peak_at = seen.idxmax() if len(seen) else None
         if limit is not None and peak_at is not None and recent[column].max() >= limit:
             message = (
                 f"{capitalized(label)} already reached the limit of {fmt(limit)}: "
