@@ -20,6 +20,7 @@ from analytics_core.kpis import (
     judged,
     min_events,
 )
+from analytics_core.queries.common import value_columns  # noqa: F401 - pages call charts.value_columns
 
 # At the figure's bottom edge (container coordinates), so Plotly makes room for it below
 # the x axis; a paper-relative offset overlaps tick labels once they rotate on a narrow
@@ -241,11 +242,6 @@ def trend_figure(
         elif suffix:
             fig.update_yaxes(ticksuffix=suffix)
     return fig
-
-
-def value_columns(frame: pd.DataFrame) -> list[str]:
-    """The series of a per-bucket frame: every column but the bucket and its flags."""
-    return [c for c in frame.columns if c not in ("bucket", "partial")]
 
 
 def trend_chart(

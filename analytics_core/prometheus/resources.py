@@ -22,7 +22,7 @@ from analytics_core.prometheus.performance import (
     per_interval,
 )
 from analytics_core.prometheus.promql import selector
-from analytics_core.queries.common import fill_buckets
+from analytics_core.queries.common import fill_buckets, value_columns
 
 _COMPONENT = ("component",)
 
@@ -73,8 +73,7 @@ def resources(client: Client, metrics: PrometheusMetrics, ctx: QueryContext) -> 
     # One figure per bucket for the detectors: the busiest component's CPU, the
     # components' memory together, the disk.
     cpu_wide, memory_wide = out["cpu_usage"], out["memory_bytes"]
-    components = [c for c in cpu_wide.columns if c not in ("bucket", "partial")]
-    memories = [c for c in memory_wide.columns if c not in ("bucket", "partial")]
+    components, memories = value_columns(cpu_wide), value_columns(memory_wide)
     out["resources_trend"] = pd.DataFrame(
         {
             "bucket": cpu_wide["bucket"],

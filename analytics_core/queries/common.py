@@ -163,3 +163,8 @@ def shares(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
         total = frame[column].sum()
         frame[share] = frame[column] / total if total else float("nan")
     return frame
+
+
+def value_columns(frame: pd.DataFrame) -> list[str]:
+    """The series of a per-bucket frame: every column but the bucket and its flag."""
+    return [c for c in frame.columns if c not in ("bucket", "partial")]

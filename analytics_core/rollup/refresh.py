@@ -97,7 +97,13 @@ from analytics_core.rollup.schema import (
 )
 from analytics_core.rollup.sketch import bin_expr, is_sketch, unnested
 from analytics_core.rollup.tiles import floor_unit, next_unit
-from analytics_core.rollup.user_days import WORDS, by_year, day_bit_words, day_masks
+from analytics_core.rollup.user_days import (
+    WORDS,
+    by_year,
+    day_bit_words,
+    day_masks,
+    hour_segments,
+)
 from analytics_core.schema import api_requests as ar
 from analytics_core.schema import detection_feedback as fb
 from analytics_core.schema import detection_results as dr
@@ -616,13 +622,11 @@ _ALL_HOURS = (1 << 24) - 1
 
 
 def hour_bits(hours: Sequence[Range]) -> dict[datetime, int]:
-    """Per UTC day touched by the whole ``hours``, the bits of its hours among them."""
+    """Per UTC day touched by the whole ``hours``, the bits of its hours among them (the
+    readers' :func:`~analytics_core.rollup.user_days.hour_segments`, merged per day)."""
     bits: dict[datetime, int] = {}
-    for lo, hi in hours:
-        for i in range((hi - lo) // HOUR):
-            hour = lo + HOUR * i
-            day = floor_day(hour)
-            bits[day] = bits.get(day, 0) | 1 << hour.hour
+    for day, _, day_bits in hour_segments(hours, None):
+        bits[day] = bits.get(day, 0) | day_bits
     return bits
 
 
@@ -642,7 +646,8 @@ def _refresh_user_day_sets(
         prefixes=["TEMPORARY"],
     )
     staged.create(conn)  # in the family's transaction: a failure rolls it back too
-    cut = {day: bits for day, bits in hour_bits(hours).items() if bits != _ALL_HOURS}
+    window = hour_bits(hours)
+    cut = {day: bits for day, bits in window.items() if bits != _ALL_HOURS}
     for day, bits in cut.items():
         others = table.c.hours.bitwise_and(literal(_ALL_HOURS & ~bits, Integer))
         conn.execute(
@@ -653,7 +658,7 @@ def _refresh_user_day_sets(
                 ),
             )
         )
-    days = merge_ranges((day, day + timedelta(days=1)) for day in hour_bits(hours))
+    days = merge_ranges((day, day + timedelta(days=1)) for day in window)
     conn.execute(delete(table).where(in_ranges(table.c.bucket, days)))
     result = conn.execute(
         user_day_insert(rollup, hours, staged).execution_options(preserve_rowcount=True)
