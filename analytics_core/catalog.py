@@ -1,13 +1,16 @@
-"""What the database holds: the values the filters can take and the data's time span."""
+"""What the database holds: the values the filters can take and the data's time span,
+as far as the caller's scope reaches (another tenant's endpoints, algorithms or first
+day are not the caller's to know)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select, union
+from sqlalchemy import ColumnElement, Engine, Select, func, select, union
 
-from analytics_core.filters import Filters, InputError
+from analytics_core.context import Scope
+from analytics_core.filters import Filters, InputError, clip
 from analytics_core.schema import api_requests, detection_results, detectors, tenants
 from analytics_core.sources.database import read_frame, read_row
 
@@ -21,45 +24,72 @@ class Dimensions:
     last_event: datetime | None
 
 
-def _span():
+def _scoped(stmt: Select, tenant: ColumnElement, scope: Scope) -> Select:
+    predicate = scope.predicate(tenant)
+    return stmt if predicate is None else stmt.where(predicate)
+
+
+def _first(ts: ColumnElement, tenant: ColumnElement, scope: Scope) -> Select:
+    return _scoped(select(func.min(ts)), tenant, scope)
+
+
+def _span(scope: Scope) -> Select:
+    def bound(fn, ts: ColumnElement, tenant: ColumnElement):
+        return _scoped(select(fn(ts)), tenant, scope).scalar_subquery()
+
     return select(
         func.least(
-            select(func.min(api_requests.c.ts)).scalar_subquery(),
-            select(func.min(detection_results.c.created_at)).scalar_subquery(),
+            bound(func.min, api_requests.c.ts, api_requests.c.tenant_id),
+            bound(func.min, detection_results.c.created_at, detection_results.c.tenant_id),
         ).label("first"),
         func.greatest(
-            select(func.max(api_requests.c.ts)).scalar_subquery(),
-            select(func.max(detection_results.c.created_at)).scalar_subquery(),
+            bound(func.max, api_requests.c.ts, api_requests.c.tenant_id),
+            bound(func.max, detection_results.c.created_at, detection_results.c.tenant_id),
         ).label("last"),
     )
 
 
-def first_event(engine: Engine) -> datetime | None:
-    """When the stored history begins (the earliest request or detection)."""
-    return _utc(read_row(engine, _span())["first"])
+def first_event(engine: Engine, scope: Scope) -> datetime | None:
+    """When the stored history in ``scope`` begins (the earliest request or detection)."""
+    return _utc(read_row(engine, _span(scope))["first"])
 
 
-def first_request(engine: Engine) -> datetime | None:
-    """When the stored request history begins."""
-    return _utc(read_row(engine, select(func.min(api_requests.c.ts).label("first")))["first"])
+def first_request(engine: Engine, scope: Scope) -> datetime | None:
+    """When the stored request history in ``scope`` begins."""
+    stmt = _first(api_requests.c.ts, api_requests.c.tenant_id, scope).label("first")
+    return _utc(read_row(engine, select(stmt))["first"])
 
 
-def first_detection(engine: Engine) -> datetime | None:
-    """When the stored detection history begins."""
-    stmt = select(func.min(detection_results.c.created_at).label("first"))
-    return _utc(read_row(engine, stmt)["first"])
+def first_detection(engine: Engine, scope: Scope) -> datetime | None:
+    """When the stored detection history in ``scope`` begins."""
+    ts, tenant = detection_results.c.created_at, detection_results.c.tenant_id
+    return _utc(read_row(engine, select(_first(ts, tenant, scope).label("first")))["first"])
 
 
-def dimensions(engine: Engine) -> Dimensions:
-    names = read_frame(engine, select(tenants.c.tenant_id, tenants.c.name).order_by("tenant_id"))
+def dimensions(engine: Engine, scope: Scope | None = None) -> Dimensions:
+    """The tenants, algorithms and endpoints the filters may take within ``scope``
+    (default: every tenant), and the span of the data there."""
+    scope = scope or Scope()
+    names = read_frame(
+        engine,
+        _scoped(select(tenants.c.tenant_id, tenants.c.name), tenants.c.tenant_id, scope).order_by(
+            "tenant_id"
+        ),
+    )
     algos = union(
-        select(detectors.c.algorithm), select(detection_results.c.algorithm).distinct()
+        _scoped(select(detectors.c.algorithm), detectors.c.tenant_id, scope),
+        _scoped(
+            select(detection_results.c.algorithm), detection_results.c.tenant_id, scope
+        ).distinct(),
     ).subquery()
     algorithms = read_frame(engine, select(algos.c.algorithm).order_by(algos.c.algorithm))
     endpoints = read_frame(
-        engine, select(api_requests.c.endpoint).distinct().order_by(api_requests.c.endpoint)
+        engine,
+        _scoped(select(api_requests.c.endpoint), api_requests.c.tenant_id, scope)
+        .distinct()
+        .order_by(api_requests.c.endpoint),
     )
-    span = read_row(engine, _span())
+    span = read_row(engine, _span(scope))
     return Dimensions(
         tenants=dict(zip(names["tenant_id"], names["name"], strict=True)),
         algorithms=tuple(algorithms["algorithm"]),
@@ -88,4 +118,6 @@ def check_filters(filters: Filters, dims: Dimensions) -> None:
         unknown = [v for v in chosen if v not in known]
         if unknown:
             listing = ", ".join(known[:20]) or "none"
-            raise InputError(f"unknown {label} {', '.join(map(repr, unknown))} (known: {listing})")
+            named = ", ".join(repr(clip(v)) for v in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise InputError(f"unknown {label} {named}{more} (known: {listing})")

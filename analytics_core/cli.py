@@ -26,6 +26,7 @@ from analytics_core.filters import (
     GRANULARITIES,
     RANGE_PRESETS,
     InputError,
+    clip,
     make_filters,
     parse_instant,
     preset_range,
@@ -350,9 +351,14 @@ def _rollup(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from analytics_core.access import cli_identity, resolve
+    from analytics_core.audit import AuditLog, AuditUnavailable, check_audit_url
     from analytics_core.cache import page_cache
     from analytics_core.catalog import check_filters, dimensions
-    from analytics_core.exports import render
+    from analytics_core.config import audit_url
+    from analytics_core.export_limits import ExportLimiter
+    from analytics_core.exports import render, row_count
+    from analytics_core.guard import admit, release
     from analytics_core.page_data import load_page
     from analytics_core.sources.database import make_engine
 
@@ -368,26 +374,73 @@ def _export(args: argparse.Namespace) -> int:
     else:
         raise InputError("give --start and --end (ISO dates or datetimes), or --range")
     filters = make_filters(
-        start, end, tz, args.granularity, args.tenant, args.algorithm, args.endpoint
-    )
+        start, end, tz, args.granularity, args.tenant, args.algorithm, args.endpoint,
+        **config.dashboard.range_limits(),
+    )  # fmt: skip
+    # The OS user, with the rights the config gives that name; recorded in the audit log.
+    who = resolve(cli_identity(config.auth), config.auth)
+    log_url = audit_url(config)
+    check_audit_url(log_url, database_url(config, args.db))
+    log = AuditLog(log_url)
+    redis = config.data_sources.redis
+    limit = config.auth.export_limit
+    limiter = ExportLimiter(limit.count, limit.period, redis.url if redis.enabled else None)
     engine = make_engine(database_url(config, args.db))
     try:
-        check_filters(filters, dimensions(engine))
+        admit(who, args.page, filters, log)
+        check_filters(filters, dimensions(engine, who.scope))
         cache = page_cache(config)  # Redis when configured, shared with the app
         try:
-            text = render(load_page(engine, config, args.page, filters, cache), args.format)
+            data = load_page(engine, config, args.page, filters, cache, scope=who.scope)
         finally:
             cache.close()
+        text = render(data, args.format)
+        # Written beside its final name first: an export whose file cannot be written is
+        # neither recorded nor counted, and no half file is left under the final name.
+        staged = None if args.out == "-" else _stage(args.out, text)
+        try:
+            release(who, args.page, filters, args.format, row_count(data), limiter, log)
+            if staged is not None:
+                staged.replace(args.out)
+        except BaseException as exc:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            if isinstance(exc, AuditUnavailable):
+                raise SourceUnavailable(
+                    "The audit log", str(exc), "Exports are refused until it can record them."
+                ) from None
+            if isinstance(exc, OSError):
+                raise InputError(
+                    f"cannot write --out {clip(args.out, 300)!r}: {exc.strerror}"
+                ) from None
+            raise
     finally:
         engine.dispose()
-    if args.out == "-":
+        limiter.close()
+        log.close()
+    if staged is None:
         sys.stdout.write(text)
-    else:
-        try:
-            Path(args.out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot write --out {args.out!r}: {exc.strerror}") from None
     return 0
+
+
+def _stage(out: str, text: str) -> Path:
+    """``text`` in a temporary file beside ``out``, to be renamed to it."""
+    import tempfile
+
+    target = Path(out)
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            dir=target.parent,
+            prefix=f".{target.name}.",
+            suffix=".part",
+            delete=False,
+        ) as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InputError(f"cannot write --out {clip(out, 300)!r}: {exc.strerror}") from None
+    return Path(handle.name)
 
 
 APP_DIR = Path(__file__).resolve().parent.parent / "analytics_app"
@@ -441,11 +494,15 @@ def _check_reachable(url: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     """Run the packaged app through Streamlit, replacing this process (so its pid is the
     server's): the demo file is prepared first when it is the database being served."""
+    from analytics_core.access import open_refused
     from analytics_core.config import config_path
     from analytics_core.sources.database import dialect_of
 
     config = load_config(args.config)
     _check_listen(args.address, args.port)
+    refusal = open_refused(config.auth, args.address)
+    if refusal:
+        raise InputError(refusal)
     url = database_url(config, args.db)
     dialect_of(url)  # a bad --db is named here, not in the browser
     env = dict(os.environ, ANALYTICS_CONFIG=str(config_path(args.config).resolve()))

@@ -35,8 +35,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from analytics_core.filters import RANGE_PRESETS, InputError, zone
+from analytics_core.filters import MAX_BUCKETS, RANGE_PRESETS, InputError, zone
 from analytics_core.kpis import KPIS
+from analytics_core.pages import APP_PAGES, EXPORT_FORMATS
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "defaults" / "analytics.yml"
 DEMO_DATABASE_ENV = "ANALYTICS_DEMO_DB"  # moves the demo file (tests use a temp one)
@@ -162,6 +163,14 @@ class Dashboard(_Section):
         str, _require(lambda r: r in RANGE_PRESETS, f"one of {', '.join(RANGE_PRESETS)}")
     ] = "7d"
     default_timezone: Annotated[str, _require(_is_zone, "an IANA time zone")] = "UTC"
+    # Bounds on what a user may ask for (sidebar, URL, CLI): the range's length, and the
+    # points a chart may have.
+    max_range_days: PositiveInt = 731
+    max_buckets: PositiveInt = MAX_BUCKETS
+
+    def range_limits(self) -> dict[str, int]:
+        """``make_filters``'s bounds from this config."""
+        return {"max_days": self.max_range_days, "max_buckets": self.max_buckets}
 
 
 class Database(_Section):
@@ -217,13 +226,120 @@ class Redis(_Section):
     ttl_seconds: Annotated[int | None, BeforeValidator(_whole)] = None  # none: the refresh interval
 
 
+class Audit(_Section):
+    # The writable store of the audit log: never the sources' read-only connection.
+    url: str | None = None  # none: a SQLite file beside the demo database (the demo's)
+
+
 class DataSources(_Section):
     database: Database = Database()
     prometheus: Prometheus = Prometheus()
     redis: Redis = Redis()
+    audit: Audit = Audit()
     # Where the Performance figures come from: the request log (sql), Prometheus, or
     # Prometheus when it is enabled and answers, else the log (auto).
     performance_source: Literal["sql", "prometheus", "auto"] = "auto"
+
+
+def _listed(known: tuple[str, ...], what: str) -> BeforeValidator:
+    """``"*"`` (every one of ``known``) or a list of some of them, kept in ``known``'s order."""
+
+    def check(value: Any) -> tuple[str, ...]:
+        if value == "*":
+            return known
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f'"*" or a list of {what} ({", ".join(known)})')
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"{what} among {', '.join(known)} (unknown: {', '.join(unknown)})")
+        return tuple(k for k in known if k in value)
+
+    return BeforeValidator(check)
+
+
+def _tenant_list(value: Any) -> tuple[str, ...] | None:
+    if value == "*":
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError('"*" (every tenant) or a list of tenant ids')
+    return tuple(value)
+
+
+class Role(_Section):
+    """What a role may see and do. Pages it may not see are not in its navigation."""
+
+    pages: Annotated[tuple[str, ...], _listed(APP_PAGES, "pages")] = ()
+    exports: Annotated[tuple[str, ...], _listed(EXPORT_FORMATS, "export formats")] = ()
+    # None: every tenant ("*" in the file); else only these (an empty list: none).
+    tenants: Annotated[tuple[str, ...] | None, BeforeValidator(_tenant_list)] = None
+
+
+DATA_PAGES = tuple(p for p in APP_PAGES if p != "audit")
+DEFAULT_ROLES: dict[str, Role] = {
+    "viewer": Role(pages=("overview", "detection", "performance")),
+    "analyst": Role(pages=DATA_PAGES, exports=EXPORT_FORMATS),
+    "admin": Role(pages=APP_PAGES, exports=EXPORT_FORMATS),
+}
+
+
+class ProxyHeaders(_Section):
+    """Headers an authenticating reverse proxy (e.g. oauth2-proxy) sets on every request."""
+
+    user: str = "X-Forwarded-User"
+    email: str = "X-Forwarded-Email"
+    groups: str = "X-Forwarded-Groups"  # comma-separated
+    client: str = "X-Forwarded-For"  # its last entry: the address the proxy saw
+
+
+class ExportLimit(_Section):
+    """At most ``count`` exports per user in any ``period`` (app and CLI alike)."""
+
+    count: PositiveInt = 20
+    period: Annotated[timedelta, BeforeValidator(_duration)] = timedelta(hours=1)
+
+    @field_validator("period")
+    @classmethod
+    def _whole_seconds(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1) or value % timedelta(seconds=1):
+            raise ValueError("a duration of whole seconds, at least 1s")
+        return value
+
+
+AuthMode = Literal["none", "proxy", "oidc"]
+
+
+class Auth(_Section):
+    """Who may see what: the sign-in mode, roles, and who has which role."""
+
+    mode: AuthMode = "none"
+    # Mode none on an address other than loopback is refused unless this says it is meant.
+    allow_open: Flag = False
+    proxy: ProxyHeaders = ProxyHeaders()
+    # Replaces the default role of the same name; the other defaults stay.
+    roles: dict[str, Role] = Field({}, validate_default=True)
+    users: dict[str, str] = {}  # user name or e-mail -> role
+    groups: dict[str, str] = {}  # group -> role
+    default_role: str | None = None  # for a signed-in user nobody mapped; none: no data
+    export_limit: ExportLimit = ExportLimit()
+
+    @field_validator("roles")
+    @classmethod
+    def _with_defaults(cls, roles: dict[str, Role]) -> dict[str, Role]:
+        return {**DEFAULT_ROLES, **roles}
+
+    @model_validator(mode="after")
+    def _known_roles(self) -> Auth:
+        named = [("default_role", self.default_role)] if self.default_role else []
+        named += [(f"users.{k}", v) for k, v in self.users.items()]
+        named += [(f"groups.{k}", v) for k, v in self.groups.items()]
+        for where, role in named:
+            if role not in self.roles:
+                raise ValueError(f"{where}: a role among {', '.join(self.roles)} (got {role!r})")
+        return self
 
 
 class Features(_Section):
@@ -323,6 +439,8 @@ class Config(_Section):
     alerts: tuple[AlertRule, ...] = ()  # in file order
     costs: Costs = Costs()
     insights: InsightsSettings = InsightsSettings()
+    # Validated even when absent, so the default roles are there.
+    auth: Auth = Field(Auth(), validate_default=True)
     _path: str = PrivateAttr("")
 
     @property
@@ -489,6 +607,20 @@ def database_url(config: Config, override: str | None = None) -> str:
     """The primary database: ``--db``, else ``DATABASE_URL``, else config, else the demo file."""
     url = override or os.environ.get("DATABASE_URL") or config.data_sources.database.url
     return normalize_db_url(url) if url else demo_database_url()
+
+
+AUDIT_URL_ENV = "ANALYTICS_AUDIT_URL"
+
+
+def audit_url(config: Config) -> str:
+    """The audit log's store: ``$ANALYTICS_AUDIT_URL``, else the config's, else a SQLite
+    file beside the demo database."""
+    url = os.environ.get(AUDIT_URL_ENV) or config.data_sources.audit.url
+    if url:
+        return normalize_db_url(url)
+    from analytics_core.audit import default_audit_url  # it imports this module
+
+    return default_audit_url()
 
 
 def demo_database_path() -> Path:

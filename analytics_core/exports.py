@@ -19,7 +19,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from analytics_core.filters import zone
+from analytics_core.filters import Filters, zone
 from analytics_core.insights import Insight
 from analytics_core.page_data import PageData
 from analytics_core.pages import EXPORT_FORMATS
@@ -141,6 +141,27 @@ def to_csv(data: PageData) -> str:
     )
     table = table[["table", *[c for c in table.columns if c != "table"]]]
     return "\n".join(header) + "\n" + table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S")
+
+
+def table_export(name: str, frame: pd.DataFrame, filters: Filters, fmt: str) -> str:
+    """One table (e.g. the audit log) as CSV or JSON, times in the filters' zone with their
+    offsets and the filters recorded as in a page's export."""
+    local = _local_times(frame, filters.tz)
+    if fmt == "json":
+        payload = {"table": name, "filters": filters.as_dict(), "rows": _records(local)}
+        return json.dumps(payload, indent=2, allow_nan=False)
+    if fmt == "csv":
+        header = [f"# table: {name}", f"# description: {filters.describe()}"]
+        return "\n".join(header) + "\n" + local.to_csv(index=False)
+    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
+
+
+def row_count(data: PageData) -> int:
+    """The data rows an export of ``data`` holds (the CSV's table rows): the audit log's
+    measure of how much left with a file."""
+    evidence = sum(len(i.evidence) for i in data.insights if i.evidence is not None)
+    series = sum(len(frame) for frame in data.series.values())
+    return len(data.kpis) + series + len(data.insights) + evidence
 
 
 def render(data: PageData, fmt: str) -> str:

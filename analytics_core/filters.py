@@ -130,7 +130,7 @@ def parse_instant(text: str, tz: str, name: str) -> datetime:
             local = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InputError(
-            f"{name} {text!r} is not an ISO date or datetime (e.g. 2026-11-01 or "
+            f"{name} {clip(text)!r} is not an ISO date or datetime (e.g. 2026-11-01 or "
             "2026-11-01T12:00:00+00:00)"
         ) from None
     if local.tzinfo is None:
@@ -146,8 +146,12 @@ def make_filters(
     tenants: tuple[str, ...] | list[str] = (),
     algorithms: tuple[str, ...] | list[str] = (),
     endpoints: tuple[str, ...] | list[str] = (),
+    *,
+    max_days: int | None = None,
+    max_buckets: int = MAX_BUCKETS,
 ) -> Filters:
-    """Validate and build a :class:`Filters`; ``granularity`` None or "auto" picks one."""
+    """Validate and build a :class:`Filters`; ``granularity`` None or "auto" picks one.
+    ``max_days`` and ``max_buckets`` bound the range and its points (the config's)."""
     zone(tz)
     if start.tzinfo is None or end.tzinfo is None:
         raise InputError("start and end must carry a time zone")
@@ -164,6 +168,11 @@ def make_filters(
             f"start {start.date()} is too early: the previous period of equal length would "
             "begin before year 1"
         ) from None
+    if max_days is not None and end - start > timedelta(days=max_days):
+        raise InputError(
+            f"the range spans {(end - start).days:,} days; at most {max_days:,} "
+            "(dashboard.max_range_days)"
+        )
     if granularity in (None, "", "auto"):
         granularity = auto_granularity(start, end)
     if granularity not in GRANULARITIES:
@@ -171,10 +180,10 @@ def make_filters(
             f"granularity {granularity!r} is not one of auto, {', '.join(GRANULARITIES)}"
         )
     buckets = (end - start).total_seconds() / _BUCKET_SECONDS[granularity]
-    if buckets > MAX_BUCKETS:
+    if buckets > max_buckets:
         raise InputError(
             f"granularity {granularity!r} gives about {int(buckets):,} points for this range "
-            f"(at most {MAX_BUCKETS:,}); choose a coarser one"
+            f"(at most {max_buckets:,}); choose a coarser one"
         )
     return Filters(
         start=start,

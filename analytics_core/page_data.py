@@ -107,7 +107,7 @@ def build_page(
     costs = config.costs
     # A previous period reaching back before the data began would compare with
     # zeros that only mean "not recorded yet": then there is no previous value.
-    began = sources.first_event(areas)
+    began = sources.first_event(ctx.scope, areas)
     observed = filters.observed_end(ctx.now) - filters.start
     covered = began is not None and began <= filters.previous().start and observed > timedelta(0)
     # A range reaching past now is compared with as much of the previous period as has

@@ -1,8 +1,10 @@
 """The dashboard's page names and the file formats a page exports.
 
-Kept apart from ``page_data`` and ``exports`` so that the command line can list them
-without importing the query and statistics stacks.
+Kept apart from ``page_data`` and ``exports`` so that the command line and the config
+can list them without importing the query and statistics stacks.
 """
 
 PAGES = ("overview", "detection", "performance", "business", "insights")
+# The app's pages: the data pages and the admins' audit log.
+APP_PAGES = (*PAGES, "audit")
 EXPORT_FORMATS = ("json", "csv")

@@ -20,6 +20,28 @@ from tests.fixtures import Dataset, load_dataset, make_dataset
 from tests.servers import PostgresServer, postgres_server, redis_server, server_missing
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _served_on_loopback():
+    """The app under AppTest listens where ``analytics serve`` puts it by default:
+    loopback (unset, Streamlit binds every interface, which sign-in mode none refuses)."""
+    from streamlit import config as st_config
+
+    before = st_config.get_option("server.address")
+    st_config.set_option("server.address", "127.0.0.1")
+    yield
+    st_config.set_option("server.address", before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _audit_store(tmp_path_factory) -> Iterator[str]:
+    """The session's audit log: a file of its own, never the user's (tests that look at
+    the log set their own ANALYTICS_AUDIT_URL)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ANALYTICS_AUDIT_URL", url)
+        yield url
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     with postgres_server() as server:

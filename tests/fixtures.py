@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, event, insert
 
 from analytics_core import schema
 
@@ -183,3 +183,19 @@ def load_dataset(engine: Engine, data: Dataset) -> None:
     with engine.begin() as conn:
         for table in schema.TABLES:
             conn.execute(insert(table), _records(getattr(data, table.name)))
+
+
+def executed_statements(target: Engine | type[Engine], call) -> list[str]:
+    """The SQL statements ``call()`` executes on ``target`` (an engine, or ``Engine`` for
+    every engine)."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        call()
+    finally:
+        event.remove(target, "before_cursor_execute", record)
+    return statements

@@ -255,8 +255,9 @@ def _redis_usable(url: str) -> bool:
 
 
 @contextmanager
-def started_redis() -> Iterator[RedisServer]:
-    """A throwaway redis-server on a free loopback port that keeps nothing on disk."""
+def started_redis(port: int | None = None) -> Iterator[RedisServer]:
+    """A throwaway redis-server on ``port`` (default: a free loopback port) that keeps
+    nothing on disk."""
     from pytest_redis.executor import RedisExecutor
 
     binary = shutil.which("redis-server")
@@ -267,7 +268,7 @@ def started_redis() -> Iterator[RedisServer]:
             "apt-get install -y redis-server",
         )
     workdir = Path(tempfile.mkdtemp(prefix="analytics-test-redis-"))
-    port = port_for.select_random()
+    port = port or port_for.select_random()
     executor = RedisExecutor(
         binary,
         databases=16,

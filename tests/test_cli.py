@@ -126,7 +126,11 @@ def test_previous_period_before_the_data_is_not_compared(seeded_pg, capsys):
 
 
 def test_csv_export_matches_json(seeded_pg, capsys):
-    args = ("--start", "2000-01-01", "--end", "2100-01-01", "--granularity", "month")
+    data = read_dataset(seeded_pg)
+    # Whole months around the data (a range within dashboard.max_range_days).
+    first = data.api_requests.ts.min().tz_convert("UTC").to_period("M").start_time
+    start, end = first - pd.DateOffset(months=1), first + pd.DateOffset(months=3)
+    args = ("--start", f"{start:%Y-%m-%d}", "--end", f"{end:%Y-%m-%d}", "--granularity", "month")
     _, js = export(seeded_pg, "performance", "json", *args, capsys=capsys)
     code, csv = export(seeded_pg, "performance", "csv", *args, capsys=capsys)
     assert code == 0

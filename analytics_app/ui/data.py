@@ -12,6 +12,8 @@ from datetime import timedelta
 import streamlit as st
 from sqlalchemy import Engine
 
+from analytics_app.ui import access
+from analytics_core.access import AccessDenied
 from analytics_core.cache import PageCache, page_cache
 from analytics_core.catalog import Dimensions, check_filters, dimensions
 from analytics_core.config import (
@@ -22,7 +24,9 @@ from analytics_core.config import (
     database_url,
     load_config,
 )
+from analytics_core.context import Scope
 from analytics_core.filters import Filters, InputError
+from analytics_core.guard import admit
 from analytics_core.page_data import PageData, load_page
 from analytics_core.runtime import freeze_startup_objects, start_worker
 from analytics_core.sources.database import SourceUnavailable, make_engine
@@ -73,8 +77,10 @@ _TTL = _configured_ttl()
 
 
 @st.cache_data(show_spinner=False, ttl=_TTL, max_entries=64)
-def _dimensions(url: str) -> Dimensions:
-    return dimensions(_engine(url))
+def _dimensions(url: str, scope: Scope) -> Dimensions:
+    # The scope is an argument, so part of the cache key: one caller's lists are never
+    # served to another whose scope differs.
+    return dimensions(_engine(url), scope)
 
 
 @st.cache_resource(show_spinner=False)
@@ -92,10 +98,11 @@ class _NotKept(Exception):
 
 
 @st.cache_data(show_spinner="Querying…", ttl=_TTL, max_entries=256)
-def _page_data(url: str, cfg_path: str, page: str, filters: Filters) -> PageData:
-    # Per-process cache in front of the shared one (Redis), in front of the database.
+def _page_data(url: str, cfg_path: str, page: str, filters: Filters, scope: Scope) -> PageData:
+    # Per-process cache in front of the shared one (Redis), in front of the database;
+    # the scope is in both keys.
     cfg = _config(cfg_path)
-    data = load_page(_engine(url), cfg, page, filters, _shared_cache(cfg_path))
+    data = load_page(_engine(url), cfg, page, filters, _shared_cache(cfg_path), scope=scope)
     if data.degraded:  # a source failed while it was built: the next view asks again
         raise _NotKept(data)
     return data
@@ -110,7 +117,7 @@ def _stop_on_source_error(exc: SourceUnavailable) -> None:
 def catalog() -> Dimensions:
     """Tenants, algorithms and endpoints for the sidebar, or a stop with the fix."""
     try:
-        return _dimensions(db_url())
+        return _dimensions(db_url(), access.caller().scope)
     except SourceUnavailable as exc:
         _stop_on_source_error(exc)
         raise
@@ -120,14 +127,27 @@ def catalog() -> Dimensions:
         raise
 
 
+def allow_page(page: str, filters: Filters | None = None) -> None:
+    """Stop a page its caller may not see (reached by URL or switch_page) or a tenant
+    outside their scope, saying why; the denial is recorded."""
+    cfg, who = config(), access.caller()
+    try:
+        admit(who, page, filters, access.audit_log(cfg))
+    except AccessDenied as exc:
+        st.error(f"**Not allowed:** {exc}.", icon=":material/block:")
+        st.stop()
+
+
 def page_data(page: str, filters: Filters) -> PageData:
-    """The one call a page makes into analytics_core."""
+    """The one call a page makes into analytics_core: under the caller's scope, refused
+    for a page or tenant outside it, and recorded in the audit log."""
+    allow_page(page, filters)
+    cfg, who = config(), access.caller()
     try:
         check_filters(filters, catalog())
-        config()  # reports a bad config before any query
-        return _page_data(db_url(), str(config_path()), page, filters)
+        data = _page_data(db_url(), str(config_path()), page, filters, who.scope)
     except _NotKept as shown_once:
-        return shown_once.page
+        data = shown_once.page
     except InputError as exc:
         st.error(str(exc))
         st.stop()
@@ -135,6 +155,9 @@ def page_data(page: str, filters: Filters) -> PageData:
     except SourceUnavailable as exc:
         _stop_on_source_error(exc)
         raise
+    access.record_view(cfg, who, page, filters)
+    access.warn_if_audit_down()
+    return data
 
 
 _FILTERS_KEY = "_active_filters"

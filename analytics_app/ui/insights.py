@@ -271,4 +271,7 @@ def top_insights(insights: Sequence[Insight]) -> None:
     st.subheader("Top insights")
     for n, insight in enumerate(insights[:3]):
         insight_story(insight, n, compact=True)
-    st.page_link("app_pages/insights.py", label="All insights", icon=":material/lightbulb:")
+    from analytics_app.ui.access import caller
+
+    if caller().may_view("insights"):  # a link to a page not in the navigation fails
+        st.page_link("app_pages/insights.py", label="All insights", icon=":material/lightbulb:")

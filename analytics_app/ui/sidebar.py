@@ -112,10 +112,16 @@ def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
         if unknown:
             shown = ", ".join(repr(clip(v)) for v in unknown[:5])
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            warnings.append(f"URL parameter {key}: unknown {clip(shown, 200)}{more} ignored")
+            # The tenant list is the caller's: one they may not see is as unknown to them
+            # as one that does not exist (the message must not tell which).
+            what = "unknown or not open to you:" if key == "tenant" else "unknown"
+            warnings.append(f"URL parameter {key}: {what} {clip(shown, 200)}{more} ignored")
         state[key] = [v for v in chosen if v in known]
 
-    state["refresh"] = qp.get("refresh", "0") == "1"
+    refresh = qp.get("refresh", "0")
+    if refresh not in ("0", "1"):
+        warnings.append(f"URL parameter refresh={clip(refresh)!r} is not 0 or 1")
+    state["refresh"] = refresh == "1"
 
     if "area" in qp:
         area = qp.get("area", "")
@@ -216,6 +222,7 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
             state["tenant"],
             state["algorithm"],
             state["endpoint"],
+            **config.dashboard.range_limits(),
         )
     except InputError as exc:
         st.error(f"Filters: {exc}")

@@ -16,7 +16,7 @@ from typing import TypeVar
 import pandas as pd
 
 from analytics_core.config import DataSources, PrometheusMetrics
-from analytics_core.context import QueryContext
+from analytics_core.context import QueryContext, Scope
 from analytics_core.prometheus import performance, resources
 from analytics_core.prometheus.client import Client, PrometheusUnavailable, connect
 
@@ -57,10 +57,10 @@ class PrometheusPerformance(_Asker):
         super().__init__(client, metrics)
         self._log = log_source
 
-    def first_event(self) -> datetime | None:
+    def first_event(self, scope: Scope) -> datetime | None:
         # When the platform's history began: the request log's first request (asking
         # Prometheus for its oldest sample would scan its whole retention).
-        return self._log.first_event()
+        return self._log.first_event(scope)
 
     def _either(self, method: str, ctx: QueryContext, *args):
         """``performance.<method>`` from Prometheus, else the log's ``<method>``. Without a

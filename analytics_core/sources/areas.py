@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from analytics_core import catalog
 from analytics_core.config import Costs, DataSources
-from analytics_core.context import QueryContext
+from analytics_core.context import QueryContext, Scope
 from analytics_core.queries import bottlenecks, business, detection, performance
 
 T = TypeVar("T")
@@ -40,8 +40,9 @@ AREAS = ("detection", "performance", "business")
 class DetectionSource(Protocol):
     label: str  # where the figures come from, for captions (e.g. "raw tables")
 
-    def first_event(self) -> datetime | None:
-        """When this area's stored history begins (whatever the range, filters, scope)."""
+    def first_event(self, scope: Scope) -> datetime | None:
+        """When this area's stored history in ``scope`` begins (whatever the range and
+        filters): another tenant's older history must not change the caller's figures."""
         ...
 
     def kpis(self, ctx: QueryContext) -> Figures: ...
@@ -62,7 +63,7 @@ class DetectionSource(Protocol):
 class PerformanceSource(Protocol):
     label: str
 
-    def first_event(self) -> datetime | None: ...
+    def first_event(self, scope: Scope) -> datetime | None: ...
 
     def kpis(self, ctx: QueryContext) -> Figures: ...
 
@@ -82,7 +83,7 @@ class BusinessSource(Protocol):
 
     label: str
 
-    def first_event(self) -> datetime | None: ...
+    def first_event(self, scope: Scope) -> datetime | None: ...
 
     def kpis(self, ctx: QueryContext, costs: Costs) -> Figures: ...
 
@@ -113,9 +114,10 @@ class Sources:
     def areas(self) -> tuple[DetectionSource, PerformanceSource, BusinessSource]:
         return (self.detection, self.performance, self.business)
 
-    def first_event(self, areas: Sequence[str] = AREAS) -> datetime | None:
-        """When the history of the given areas begins: the earliest of their first events."""
-        firsts = [getattr(self, area).first_event() for area in areas]
+    def first_event(self, scope: Scope, areas: Sequence[str] = AREAS) -> datetime | None:
+        """When the history of the given areas in ``scope`` begins: the earliest of their
+        first events."""
+        firsts = [getattr(self, area).first_event(scope) for area in areas]
         known = [f for f in firsts if f is not None]
         return min(known) if known else None
 
@@ -192,8 +194,8 @@ class RawDetection:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def first_event(self) -> datetime | None:
-        return catalog.first_detection(self.engine)
+    def first_event(self, scope: Scope) -> datetime | None:
+        return catalog.first_detection(self.engine, scope)
 
     def kpis(self, ctx: QueryContext) -> Figures:
         return detection.kpis(self.engine, ctx)
@@ -219,8 +221,8 @@ class RawPerformance:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def first_event(self) -> datetime | None:
-        return catalog.first_request(self.engine)
+    def first_event(self, scope: Scope) -> datetime | None:
+        return catalog.first_request(self.engine, scope)
 
     def kpis(self, ctx: QueryContext) -> Figures:
         return performance.kpis(self.engine, ctx)
@@ -243,9 +245,9 @@ class RawBusiness:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def first_event(self) -> datetime | None:
+    def first_event(self, scope: Scope) -> datetime | None:
         # Cost is priced on requests and detection runs alike.
-        return catalog.first_event(self.engine)
+        return catalog.first_event(self.engine, scope)
 
     def kpis(self, ctx: QueryContext, costs: Costs) -> Figures:
         return business.kpis(self.engine, ctx, costs)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.sql import Executable
 
 from analytics_core.config import normalize_db_url
-from analytics_core.filters import InputError
+from analytics_core.filters import InputError, clip
 from analytics_core.sources import SourceUnavailable
 
 
@@ -36,9 +36,9 @@ def dialect_of(url: str) -> str:
     try:
         backend = make_url(normalize_db_url(url)).get_backend_name()
     except ArgumentError:
-        raise InputError(f"{url!r} is not a database URL; use {SUPPORTED}") from None
+        raise InputError(f"{clip(url)!r} is not a database URL; use {SUPPORTED}") from None
     if backend not in ("postgresql", "duckdb"):
-        raise InputError(f"database {backend!r} is not supported; use {SUPPORTED}")
+        raise InputError(f"database {clip(backend)!r} is not supported; use {SUPPORTED}")
     return backend
 
 

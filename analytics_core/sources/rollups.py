@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from analytics_core import catalog
 from analytics_core.config import Costs
-from analytics_core.context import QueryContext
+from analytics_core.context import QueryContext, Scope
 from analytics_core.rollup import business, detection, performance
 from analytics_core.sources.areas import Figures
 
@@ -27,8 +27,8 @@ class _Rollup:
 
 
 class RollupDetection(_Rollup):
-    def first_event(self) -> datetime | None:
-        return catalog.first_detection(self.engine)  # an index lookup, exact
+    def first_event(self, scope: Scope) -> datetime | None:
+        return catalog.first_detection(self.engine, scope)  # an index lookup, exact
 
     def kpis(self, ctx: QueryContext) -> Figures:
         return detection.kpis(self.engine, ctx, self.watermark)
@@ -47,8 +47,8 @@ class RollupDetection(_Rollup):
 
 
 class RollupPerformance(_Rollup):
-    def first_event(self) -> datetime | None:
-        return catalog.first_request(self.engine)
+    def first_event(self, scope: Scope) -> datetime | None:
+        return catalog.first_request(self.engine, scope)
 
     def kpis(self, ctx: QueryContext) -> Figures:
         return performance.kpis(self.engine, ctx, self.watermark)
@@ -64,8 +64,8 @@ class RollupPerformance(_Rollup):
 
 
 class RollupBusiness(_Rollup):
-    def first_event(self) -> datetime | None:
-        return catalog.first_event(self.engine)
+    def first_event(self, scope: Scope) -> datetime | None:
+        return catalog.first_event(self.engine, scope)
 
     def kpis(self, ctx: QueryContext, costs: Costs) -> Figures:
         return business.kpis(self.engine, ctx, self.watermark, costs)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from analytics_core import schema
 from analytics_core.config import Costs
@@ -42,7 +42,7 @@ from analytics_core.rollup.schema import watermark
 from analytics_core.rollup.sketch import ALPHA, bin_of
 from analytics_core.rollup.tiles import RAW, plan, spans
 from analytics_core.sources.database import make_engine
-from tests.fixtures import ENDPOINTS, Dataset, load_dataset
+from tests.fixtures import ENDPOINTS, Dataset, executed_statements, load_dataset
 
 COSTS = Costs(compute_hour=0.5, gb_processed=0.09, per_1000_api_calls=0.4)
 REFRESH_NOW = datetime(2026, 11, 6, 13, 27, tzinfo=UTC)
@@ -540,24 +540,9 @@ def test_a_later_watermark_than_now_still_reads_only_up_to_now(rolled):
     assert got["bucket"].max() < pd.Timestamp(now)
 
 
-def _statements(engine: Engine, call) -> list[str]:
-    """The statements ``call()`` executes."""
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        call()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return statements
-
-
 def _tables_read(engine: Engine, call) -> set[str]:
     """The rollup tables (of a grain) named in the statements ``call()`` executes."""
-    statements = " ".join(_statements(engine, call))
+    statements = " ".join(executed_statements(engine, call))
     return set(re.findall(r"\brollup_[a-z_]+_(?:hour|day|week|month)\b", statements))
 
 
@@ -632,7 +617,7 @@ def test_distinct_users_of_a_range_read_its_whole_days_from_the_day_bitmaps(roll
         lambda: rollup_business.by_tenant(engine, ctx, wm, COSTS),
     ):
         tables = _tables_read(engine, call)
-        statements = " ".join(_statements(engine, call))
+        statements = " ".join(executed_statements(engine, call))
         assert "rollup_active_user_days" in statements and "hour_spans" in statements
         assert {t for t in tables if t.startswith("rollup_active_users_")} == {
             "rollup_active_users_day"

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics_core.config import load_config
+from analytics_core.context import Scope
 from analytics_core.filters import date_range, make_filters
 from analytics_core.kpis import KPIS, format_kpi
 from analytics_core.page_data import build_page
@@ -26,11 +27,12 @@ PAGES = {
 FIRST, LAST = date(2026, 3, 20), date(2026, 4, 2)
 
 
-def core_page(url: str, page: str, first: date, last: date, tz: str = "UTC"):
+def core_page(url: str, page: str, first: date, last: date, tz: str = "UTC", scope=None):
     start, end = date_range(first, last, tz)
     engine = make_engine(url)
     try:
-        return build_page(engine, load_config(), page, make_filters(start, end, tz))
+        filters = make_filters(start, end, tz)
+        return build_page(engine, load_config(), page, filters, scope=Scope(scope))
     finally:
         engine.dispose()
 
@@ -68,8 +70,11 @@ def test_page_shows_core_kpis(db_url, monkeypatch, page):
     want = expected_cards(core_page(db_url, page, FIRST, LAST))
     assert shown_kpis(at) == want
     assert "no data" not in want.values()
-    labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download CSV", "Download JSON"]
+    assert at.selectbox(key=f"export_format_{page}").options == ["JSON", "CSV"]
+    assert not at.get("download_button")  # built only when asked for
+    at.selectbox(key=f"export_format_{page}").set_value("csv")
+    at.button(key=f"prepare_export_{page}").click().run()
+    assert [b.label for b in at.get("download_button")] == ["Download CSV"]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -1,0 +1,35 @@
+"""Audit: who signed in, viewed, exported or was refused what, when and from where."""
+
+import streamlit as st
+
+from analytics_app.ui import access, data, downloads
+from analytics_core.audit import ACTIONS
+from analytics_core.exports import table_export
+
+filters = data.current_filters()
+data.allow_page("audit")
+cfg = data.config()
+st.title("Audit log")
+st.caption(
+    f"{filters.describe()}; newest first. Every sign-in, page view (once per session and "
+    "filters), export and refusal, in the audit store; nothing here can be changed."
+)
+left, right = st.columns(2)
+with left:
+    users = st.multiselect(
+        "User", access.audit_users(cfg), placeholder="All users", key="audit_users"
+    )
+with right:
+    actions = st.multiselect("Action", ACTIONS, placeholder="All actions", key="audit_actions")
+access.record_view(cfg, access.caller(), "audit", filters)  # this view is in the list too
+events, complete = access.audit_events(cfg, filters, users, actions)
+if events.empty:
+    st.info("No audit events in this range for these filters.", icon=":material/history:")
+    st.stop()
+if not complete:
+    st.warning(f"Showing the newest {len(events):,} events; narrow the range to see the rest.")
+st.dataframe(events, hide_index=True, width="stretch")
+stem = f"audit_{filters.start:%Y%m%dT%H%M}Z_{filters.end:%Y%m%dT%H%M}Z"
+downloads.offer(
+    "audit", filters, stem, lambda fmt: (table_export("audit", events, filters, fmt), len(events))
+)
