@@ -130,6 +130,7 @@ def run_app(
     params: dict[str, str | list[str]],
     headers: list[tuple[str, str]] = (),
     user: dict | None = None,
+    secrets: dict | None = None,
 ) -> Run:
     """One first visit of ``Home.py`` with ``params`` in the URL and ``headers`` on the
     request (AppTest cannot send headers: st.context's source is patched)."""
@@ -142,6 +143,7 @@ def run_app(
     at = AppTest.from_file(HOME, default_timeout=60)
     if user is not None:
         at.user = user
+    at.secrets.update(secrets or {})
     for key, value in params.items():
         at.query_params[key] = value
     at.run()
@@ -376,9 +378,11 @@ def test_forged_identity_headers_do_not_sign_in_under_oidc(
     postgresql_url, configs, monkeypatch, tmp_path, user
 ):
     params = {**IN_DATA, "tenant": "t_b"}
+    provider = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback"}}
     run = run_app(
-        postgresql_url, monkeypatch, configs["oidc"], tmp_path, params, FORGED_ADMIN, user
-    )
+        postgresql_url, monkeypatch, configs["oidc"], tmp_path, params, FORGED_ADMIN, user,
+        provider,
+    )  # fmt: skip
     at = run.at
     assert not at.exception
     assert run.texts("title") == ["Not signed in"]

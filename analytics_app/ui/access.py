@@ -99,6 +99,12 @@ def _identity(cfg: Config):
 def _not_signed_in(cfg: Config, reason: str) -> None:
     st.title("Not signed in")
     if cfg.auth.mode == "oidc":
+        if not _oidc_configured():  # st.login would fail with Streamlit's own error
+            st.error(
+                "Sign-in (auth.mode: oidc) is not configured: .streamlit/secrets.toml needs "
+                "an [auth] section with the identity provider (README: Sign-in and access)."
+            )
+            st.stop()
         st.info("Sign in to see the dashboard.")
         st.button("Sign in", on_click=st.login, icon=":material/login:")
     else:
@@ -107,6 +113,13 @@ def _not_signed_in(cfg: Config, reason: str) -> None:
             f"carry its identity: {reason}."
         )
     st.stop()
+
+
+def _oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no or unreadable secrets file: not configured
+        return False
 
 
 def current_access(cfg: Config) -> Access:

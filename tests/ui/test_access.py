@@ -171,6 +171,10 @@ def test_oidc_signed_out_gets_the_sign_in_button_and_signed_in_is_mapped(
     at.user = {"is_logged_in": False}
     at.run()
     assert at.title[0].value == "Not signed in"
+    assert "needs an [auth] section" in texts(at, "error")  # no provider configured yet
+    assert not at.button
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback"}
+    at.run()
     assert [b.label for b in at.button] == ["Sign in"]
     assert not at.metric
     at.user = {"is_logged_in": True, "email": OIDC_EMAIL, "name": "Olga"}
