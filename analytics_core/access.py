@@ -8,8 +8,9 @@ through the config's users, groups and roles to an :class:`Access`, whose
 
 from __future__ import annotations
 
-import getpass
 import ipaddress
+import os
+import pwd
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -120,9 +121,11 @@ def resolve(identity: Identity, auth: Auth) -> Access:
     roles of its groups together, else the default role, else none at all."""
     if auth.mode == "none" and identity.via == "none":
         return _access(identity, OPEN_ROLE, [auth.roles[OPEN_ROLE]])
+    # E-mail addresses are matched without regard to case (providers differ).
+    users = {_key(k): v for k, v in auth.users.items()}
     for name in (identity.user, identity.email):
-        if name and name in auth.users:
-            role = auth.users[name]
+        if name and _key(name) in users:
+            role = users[_key(name)]
             return _access(identity, role, [auth.roles[role]])
     grouped = sorted({auth.groups[g] for g in identity.groups if g in auth.groups})
     if grouped:
@@ -130,6 +133,10 @@ def resolve(identity: Identity, auth: Auth) -> Access:
     if auth.default_role:
         return _access(identity, auth.default_role, [auth.roles[auth.default_role]])
     return Access(identity, None, (), (), Scope(()))
+
+
+def _key(name: str) -> str:
+    return name.casefold() if "@" in name else name
 
 
 def _access(identity: Identity, name: str, roles: list[Role]) -> Access:
@@ -157,38 +164,64 @@ def _text(value: str | None, what: str) -> str | None:
     return value
 
 
+def _one(headers: Mapping[str, str], name: str) -> str | None:
+    """The single value of header ``name``. Two lines of it mean something besides the
+    proxy wrote one (a proxy that appends rather than replaces): not an identity."""
+    lines = headers.get_all(name) if hasattr(headers, "get_all") else [headers.get(name)]
+    lines = [line for line in lines if line is not None]
+    if len(lines) > 1:
+        raise NotSignedIn(f"the {name} header came {len(lines)} times; a proxy sets it once")
+    return _text(lines[0] if lines else None, f"{name} header")
+
+
+def _client_address(forwarded: str | None) -> str | None:
+    """The last ``X-Forwarded-For`` entry (the address the proxy itself saw; entries
+    before it are the client's own claims), when it is an IP address."""
+    if not forwarded:
+        return None
+    last = forwarded.rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(last))
+    except ValueError:
+        return None
+
+
 def from_headers(headers: Mapping[str, str], auth: Auth) -> Identity:
     """The identity an authenticating proxy vouches for, from its headers (``headers``
     looked up case-insensitively, as Streamlit's are)."""
     names = auth.proxy
-    user = _text(headers.get(names.user), f"{names.user} header")
-    email = _text(headers.get(names.email), f"{names.email} header")
+    user = _one(headers, names.user)
+    email = _one(headers, names.email)
     if not (user or email):
         raise NotSignedIn(
             f"no {names.user} or {names.email} header: the request did not come through "
             "the signing-in proxy"
         )
-    groups_text = _text(headers.get(names.groups), f"{names.groups} header") or ""
-    forwarded = _text(headers.get(names.client), f"{names.client} header") or ""
-    client = forwarded.rsplit(",", 1)[-1].strip() or None
+    groups_text = _one(headers, names.groups) or ""
+    forwarded = headers.get_all(names.client) if hasattr(headers, "get_all") else None
+    joined = ",".join(forwarded) if forwarded else headers.get(names.client)
     return Identity(
         user=user or email or "",
         email=email,
         groups=tuple(g.strip() for g in groups_text.split(",") if g.strip()),
-        client=client,
+        client=_client_address(_text(joined, f"{names.client} header")),
         via="proxy",
     )
 
 
 def from_oidc(user: Mapping[str, object]) -> Identity:
-    """The identity of a user signed in with ``st.login`` (its claims as a mapping)."""
+    """The identity of a user signed in with ``st.login`` (its claims as a mapping). The
+    e-mail names them unless the provider says it is unverified (anyone could register
+    someone else's address); else the stable subject ``sub``."""
     if not user.get("is_logged_in"):
         raise NotSignedIn("not signed in")
     email = _text(_claim(user, "email"), "e-mail claim")
-    subject = _text(_claim(user, "preferred_username") or _claim(user, "sub"), "user claim")
+    if email is not None and user.get("email_verified") is False:
+        email = None
+    subject = _text(_claim(user, "sub"), "subject claim")
     name = email or subject
     if not name:
-        raise NotSignedIn("the identity provider sent neither an e-mail nor a user name")
+        raise NotSignedIn("the identity provider sent neither a verified e-mail nor a subject")
     claimed = user.get("groups")
     listed = claimed if isinstance(claimed, list | tuple) else ()
     groups = tuple(g for g in listed if isinstance(g, str))
@@ -206,10 +239,11 @@ def open_identity() -> Identity:
 
 
 def cli_identity(auth: Auth) -> Identity:
-    """The command line's caller: the OS user, mapped like any other user. With sign-in
-    off the command line is as open as the app."""
+    """The command line's caller: the OS account running it (not $USER or $LOGNAME,
+    which anyone can set), mapped like any other user. With sign-in off the command line
+    is as open as the app."""
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER
-        user = "unknown"
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # an account without a passwd entry (some containers)
+        user = f"uid {os.geteuid()}"
     return Identity(user=user, via="none" if auth.mode == "none" else "cli")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -271,11 +272,16 @@ class AuditLog:
     """Append-only audit events in the store at ``url``; one per process, shared by its
     threads. The engine is made on first use and the table created on first write."""
 
+    # After a failed write, writes fail at once for this long (then the store is asked
+    # again): a down store must not cost every page view a connect timeout.
+    retry_after_seconds = 10.0
+
     def __init__(self, url: str):
         self._url = normalize_db_url(url)
         self._engine: Engine | None = None
         self._table_ready = False  # the table is known to exist
         self._lock = threading.Lock()
+        self._down: tuple[float, AuditUnavailable] | None = None  # (since, why)
 
     @property
     def url(self) -> str:
@@ -300,10 +306,18 @@ class AuditLog:
             "client": event.client,
             "detail": event.detail,
         }
-        with self._errors("cannot be written"):
-            engine = self._ready_for_writes()
-            with engine.begin() as conn:
-                conn.execute(audit_table.insert().values(**row))
+        down = self._down
+        if down is not None and time.monotonic() - down[0] < self.retry_after_seconds:
+            raise down[1]
+        try:
+            with self._errors("cannot be written"):
+                engine = self._ready_for_writes()
+                with engine.begin() as conn:
+                    conn.execute(audit_table.insert().values(**row))
+        except AuditUnavailable as exc:
+            self._down = (time.monotonic(), exc)
+            raise
+        self._down = None
 
     def _ready_for_writes(self) -> Engine:
         engine = self._get_engine()

@@ -49,7 +49,7 @@ from analytics_core.sources.database import redact
 log = logging.getLogger(__name__)
 
 # Bump the version when the entry layout changes: old entries then simply go unread.
-KEY_PREFIX = "analytics:page:v4:"
+KEY_PREFIX = "analytics:page:v5:"
 MAGIC = b"analytics-page/2\n"
 DEFAULT_TIMEOUT_SECONDS = 0.3
 DEFAULT_RETRY_AFTER_SECONDS = 30.0

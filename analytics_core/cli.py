@@ -1,4 +1,5 @@
-"""The ``analytics`` command: init-db, seed, demo, rollup, export, detect-anomalies, serve.
+"""The ``analytics`` command: init-db, seed, demo, rollup, export, report,
+detect-anomalies, serve.
 
 Exit codes: 0 success, 2 bad input or config (the message names what was
 wrong), 3 a data source unreachable, 1 anything else.
@@ -10,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -122,7 +124,9 @@ def _parser() -> argparse.ArgumentParser:
         "--address", default="127.0.0.1", help="interface to listen on (default: loopback only)"
     )
 
-    export = sub.add_parser("export", parents=[common], help="write a page's data as JSON or CSV")
+    export = sub.add_parser(
+        "export", parents=[common], help="write a page's data as JSON, CSV, XLSX or PDF"
+    )
     export.add_argument("--page", required=True, choices=PAGES)
     export.add_argument("--start", help="ISO date or datetime (a date means midnight in --tz)")
     export.add_argument("--end", help="ISO date or datetime, exclusive")
@@ -134,6 +138,38 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--granularity", default="auto", choices=("auto", *GRANULARITIES))
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     export.add_argument("--out", required=True, help="output file, or - for stdout")
+
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write pages for a period to one file and send it by e-mail and/or webhook",
+        description="Exit codes: 0 written and delivered; 2 bad input (nothing written); "
+        "3 a source unreachable (nothing written) or a delivery failed (the file is kept).",
+    )
+    report.add_argument(
+        "--pages", required=True, help=f"all, or some of {','.join(PAGES)} (comma-separated)"
+    )
+    report.add_argument(
+        "--period",
+        required=True,
+        help="last-24h, last-7d, last-30d, previous-week, previous-month, or START..END "
+        "(ISO dates or datetimes, END exclusive)",
+    )
+    report.add_argument("--tz", default=None, help="IANA time zone (default: the config's)")
+    report.add_argument("--tenant", action="append", default=[])
+    report.add_argument("--algorithm", action="append", default=[])
+    report.add_argument("--endpoint", action="append", default=[])
+    report.add_argument("--granularity", default="auto", choices=("auto", *GRANULARITIES))
+    report.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    report.add_argument("--out", required=True, help="output file (written whole, then renamed)")
+    report.add_argument(
+        "--email", action="append", default=[], metavar="ADDR",
+        help="send the file to this address (repeatable; SMTP settings: report.smtp)",
+    )  # fmt: skip
+    report.add_argument(
+        "--webhook", action="append", default=[], metavar="URL",
+        help="post a Slack-compatible summary to this URL (repeatable)",
+    )  # fmt: skip
     return parser
 
 
@@ -350,17 +386,63 @@ def _rollup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
+@contextmanager
+def _exporting(config, db: str | None):
+    """What a file from the command line is made under: the OS user's rights (recorded
+    in the audit log with its exports), the audit log, the export limit, the database."""
     from analytics_core.access import cli_identity, resolve
-    from analytics_core.audit import AuditLog, AuditUnavailable, check_audit_url
-    from analytics_core.cache import page_cache
-    from analytics_core.catalog import check_filters, dimensions
+    from analytics_core.audit import AuditLog, check_audit_url
     from analytics_core.config import audit_url
     from analytics_core.export_limits import ExportLimiter
-    from analytics_core.exports import render, row_count
+    from analytics_core.sources.database import make_engine
+
+    who = resolve(cli_identity(config.auth), config.auth)
+    log_url = audit_url(config)
+    check_audit_url(log_url, database_url(config, db))
+    log = AuditLog(log_url)
+    redis, limit = config.data_sources.redis, config.auth.export_limit
+    limiter = ExportLimiter(limit.count, limit.period, redis.url if redis.enabled else None)
+    engine = make_engine(database_url(config, db))
+    try:
+        yield who, log, limiter, engine
+    finally:
+        engine.dispose()
+        limiter.close()
+        log.close()
+
+
+def _hand_over(out: Path | None, content: bytes, record) -> None:
+    """``content`` to ``out`` (None: standard output) once ``record()`` (the export's
+    audit) has succeeded. The file is written beside its final name first: one that
+    cannot be written is neither recorded nor counted, and no half file is left."""
+    from analytics_core.audit import AuditUnavailable
+    from analytics_core.files import stage
+
+    staged = None if out is None else stage(out, content)
+    try:
+        record()
+        if staged is not None:
+            staged.replace(out)
+    except BaseException as exc:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        if isinstance(exc, AuditUnavailable):
+            raise SourceUnavailable(
+                "The audit log", str(exc), "Exports are refused until it can record them."
+            ) from None
+        if isinstance(exc, OSError):
+            raise InputError(
+                f"cannot write --out {clip(str(out), 300)!r}: {exc.strerror}"
+            ) from None
+        raise
+
+
+def _export(args: argparse.Namespace) -> int:
+    from analytics_core.cache import page_cache
+    from analytics_core.catalog import check_filters, dimensions
+    from analytics_core.exports import export_bytes, row_count
     from analytics_core.guard import admit, release
     from analytics_core.page_data import load_page
-    from analytics_core.sources.database import make_engine
 
     config = load_config(args.config)
     tz = args.tz or config.dashboard.default_timezone
@@ -377,16 +459,7 @@ def _export(args: argparse.Namespace) -> int:
         start, end, tz, args.granularity, args.tenant, args.algorithm, args.endpoint,
         **config.dashboard.range_limits(),
     )  # fmt: skip
-    # The OS user, with the rights the config gives that name; recorded in the audit log.
-    who = resolve(cli_identity(config.auth), config.auth)
-    log_url = audit_url(config)
-    check_audit_url(log_url, database_url(config, args.db))
-    log = AuditLog(log_url)
-    redis = config.data_sources.redis
-    limit = config.auth.export_limit
-    limiter = ExportLimiter(limit.count, limit.period, redis.url if redis.enabled else None)
-    engine = make_engine(database_url(config, args.db))
-    try:
+    with _exporting(config, args.db) as (who, log, limiter, engine):
         admit(who, args.page, filters, log)
         check_filters(filters, dimensions(engine, who.scope))
         cache = page_cache(config)  # Redis when configured, shared with the app
@@ -394,53 +467,77 @@ def _export(args: argparse.Namespace) -> int:
             data = load_page(engine, config, args.page, filters, cache, scope=who.scope)
         finally:
             cache.close()
-        text = render(data, args.format)
-        # Written beside its final name first: an export whose file cannot be written is
-        # neither recorded nor counted, and no half file is left under the final name.
-        staged = None if args.out == "-" else _stage(args.out, text)
-        try:
-            release(who, args.page, filters, args.format, row_count(data), limiter, log)
-            if staged is not None:
-                staged.replace(args.out)
-        except BaseException as exc:
-            if staged is not None:
-                staged.unlink(missing_ok=True)
-            if isinstance(exc, AuditUnavailable):
-                raise SourceUnavailable(
-                    "The audit log", str(exc), "Exports are refused until it can record them."
-                ) from None
-            if isinstance(exc, OSError):
-                raise InputError(
-                    f"cannot write --out {clip(args.out, 300)!r}: {exc.strerror}"
-                ) from None
-            raise
-    finally:
-        engine.dispose()
-        limiter.close()
-        log.close()
-    if staged is None:
-        sys.stdout.write(text)
+        content = export_bytes(data, args.format, config.dashboard.title, config.exports.key())
+        rows = row_count(data)
+        out = None if args.out == "-" else Path(args.out)
+        fmt = args.format
+        _hand_over(out, content, lambda: release(who, args.page, filters, fmt, rows, limiter, log))
+    if out is None and args.format in ("json", "csv"):
+        sys.stdout.write(content.decode("utf-8"))
+    elif out is None:  # a binary file to a pipe
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
     return 0
 
 
-def _stage(out: str, text: str) -> Path:
-    """``text`` in a temporary file beside ``out``, to be renamed to it."""
-    import tempfile
+def _report(args: argparse.Namespace) -> int:
+    """A file of one or more pages for a named period, then its deliveries: every input is
+    checked before anything is built, and the file is in place before any delivery."""
+    from analytics_core import report
+    from analytics_core.cache import page_cache
+    from analytics_core.catalog import check_filters, dimensions
+    from analytics_core.exports import row_count
+    from analytics_core.guard import admit, release
+    from analytics_core.page_data import load_page
 
-    target = Path(out)
-    try:
-        with tempfile.NamedTemporaryFile(
-            "w",
-            encoding="utf-8",
-            dir=target.parent,
-            prefix=f".{target.name}.",
-            suffix=".part",
-            delete=False,
-        ) as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise InputError(f"cannot write --out {clip(out, 300)!r}: {exc.strerror}") from None
-    return Path(handle.name)
+    config = load_config(args.config)
+    settings = config.report
+    tz = args.tz or config.dashboard.default_timezone
+    period = report.period_range(args.period, tz, datetime.now(UTC))
+    filters = make_filters(
+        period.start, period.end, tz, args.granularity, args.tenant, args.algorithm,
+        args.endpoint, **config.dashboard.range_limits(),
+    )  # fmt: skip
+    emails = list(dict.fromkeys(report.check_address(a) for a in args.email))
+    login = report.smtp_login(settings.smtp) if emails else None
+    webhooks = list(dict.fromkeys(report.check_webhook_url(u) for u in args.webhook))
+    out = report.check_out(args.out)
+    with _exporting(config, args.db) as (who, log, limiter, engine):
+        names = report.parse_pages(args.pages, who.pages, config.features.insights)
+        # One file is one export: of its page, or of "dashboard" when it holds several.
+        exported = names[0] if len(names) == 1 else "dashboard"
+        for name in names:
+            admit(who, name, filters, log)
+        if not who.may_export(args.format):  # refused (and recorded) before anything is built
+            release(who, exported, filters, args.format, 0, limiter, log)
+        check_filters(filters, dimensions(engine, who.scope))
+        cache = page_cache(config)
+        try:
+            pages = [
+                load_page(engine, config, name, filters, cache, scope=who.scope) for name in names
+            ]
+        finally:
+            cache.close()
+        key = config.exports.key()  # the file and the messages, as `export` anonymises
+        if key is not None:
+            from analytics_core.anonymise import anonymised_page
+
+            pages = [anonymised_page(data, key) for data in pages]
+        content = report.report_bytes(pages, args.format, config.dashboard.title)
+        rows = sum(row_count(data) for data in pages)
+        fmt = args.format
+        _hand_over(out, content, lambda: release(who, exported, filters, fmt, rows, limiter, log))
+    print(f"wrote {out}: {len(content):,} bytes, {', '.join(names)}, {filters.describe()}")
+    summary = report.summarize(
+        pages, filters, period, config.dashboard.title, settings.app_url, out, len(content)
+    )
+    done, failed = report.deliver(summary, content, args.format, emails, webhooks, settings, login)
+    for line in done:
+        print(line)
+    for problem in failed:
+        print(f"analytics report: error: {problem} (the file {out} is kept)", file=sys.stderr)
+    return EXIT_SOURCE if failed else 0
 
 
 APP_DIR = Path(__file__).resolve().parent.parent / "analytics_app"
@@ -554,6 +651,7 @@ _COMMANDS = {
     "demo": _demo,
     "rollup": _rollup,
     "export": _export,
+    "report": _report,
     "detect-anomalies": _detect_anomalies,
     "serve": _serve,
 }

@@ -275,14 +275,15 @@ class Role(_Section):
     pages: Annotated[tuple[str, ...], _listed(APP_PAGES, "pages")] = ()
     exports: Annotated[tuple[str, ...], _listed(EXPORT_FORMATS, "export formats")] = ()
     # None: every tenant ("*" in the file); else only these (an empty list: none).
-    tenants: Annotated[tuple[str, ...] | None, BeforeValidator(_tenant_list)] = None
+    # Required: a role that forgot its tenants must not see every one.
+    tenants: Annotated[tuple[str, ...] | None, BeforeValidator(_tenant_list)]
 
 
 DATA_PAGES = tuple(p for p in APP_PAGES if p != "audit")
 DEFAULT_ROLES: dict[str, Role] = {
-    "viewer": Role(pages=("overview", "detection", "performance")),
-    "analyst": Role(pages=DATA_PAGES, exports=EXPORT_FORMATS),
-    "admin": Role(pages=APP_PAGES, exports=EXPORT_FORMATS),
+    "viewer": Role(pages=("overview", "detection", "performance"), tenants="*"),
+    "analyst": Role(pages=DATA_PAGES, exports=EXPORT_FORMATS, tenants="*"),
+    "admin": Role(pages=APP_PAGES, exports=EXPORT_FORMATS, tenants="*"),
 }
 
 
@@ -340,6 +341,21 @@ class Auth(_Section):
             if role not in self.roles:
                 raise ValueError(f"{where}: a role among {', '.join(self.roles)} (got {role!r})")
         return self
+
+
+class ExportSettings(_Section):
+    # User-level identifiers (user ids, the audit log's users and client addresses)
+    # replaced by a keyed hash in every export (analytics_core.anonymise).
+    anonymise: Flag = True
+    anonymise_key_env: str = "ANALYTICS_ANONYMISE_KEY"  # the key's variable, not the key
+
+    def key(self) -> bytes | None:
+        """The pseudonym key, or None when exports are not anonymised."""
+        if not self.anonymise:
+            return None
+        from analytics_core.anonymise import deployment_key  # pandas: not at start-up
+
+        return deployment_key(self.anonymise_key_env)
 
 
 class Features(_Section):
@@ -429,6 +445,49 @@ class InsightsSettings(_Section):
         return value
 
 
+def _is_address(value: str | None) -> bool:
+    from analytics_core.report import valid_address  # it imports this module
+
+    return value is None or valid_address(value)
+
+
+def _is_web_url(value: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return True
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
+
+
+class Smtp(_Section):
+    """The mail server ``analytics report --email`` sends through."""
+
+    host: str | None = None  # none: --email is refused (exit 2)
+    port: Annotated[int, BeforeValidator(_whole), _require(lambda p: p < 65536, "a port")] = 587
+    starttls: Flag = True  # upgrade with STARTTLS (certificate checked); refuse if not offered
+    # Names of environment variables holding the credentials (never the secrets); none:
+    # no login.
+    username_env: str | None = None
+    password_env: str | None = None
+    sender: Annotated[str | None, _require(_is_address, "an e-mail address")] = None
+    timeout_seconds: Seconds = 10.0  # per connection attempt and per command
+
+
+class Report(_Section):
+    """``analytics report``: delivery of the report by e-mail and webhook."""
+
+    smtp: Smtp = Smtp()
+    webhook_timeout_seconds: Seconds = 10.0  # per attempt (connect and each read)
+    attempts: PositiveInt = 3  # per delivery, the first included
+    retry_backoff_seconds: Amount = 1.0  # before the 2nd attempt; doubled before each next
+    # The app's base URL, e.g. https://analytics.example.com: the webhook message and the
+    # e-mail link to the page with the same filters. None: no link.
+    app_url: Annotated[
+        str | None, _require(_is_web_url, "an http(s) URL without a query, or none")
+    ] = None
+
+
 class Config(_Section):
     """The whole file, one attribute per section; ``path`` is the file it was read from."""
 
@@ -439,8 +498,10 @@ class Config(_Section):
     alerts: tuple[AlertRule, ...] = ()  # in file order
     costs: Costs = Costs()
     insights: InsightsSettings = InsightsSettings()
+    exports: ExportSettings = ExportSettings()
     # Validated even when absent, so the default roles are there.
     auth: Auth = Field(Auth(), validate_default=True)
+    report: Report = Report()
     _path: str = PrivateAttr("")
 
     @property

@@ -19,6 +19,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from analytics_core.anonymise import anonymised_frame, anonymised_page
 from analytics_core.filters import Filters, zone
 from analytics_core.insights import Insight
 from analytics_core.page_data import PageData
@@ -101,9 +102,14 @@ def _local_times(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
 def file_stem(data: PageData) -> str:
     """``page_<start>_<end>`` in the page's zone with offsets, e.g.
     ``performance_20261101T0000-0400_20261108T0000-0500``."""
-    z = zone(data.filters.tz)
-    start, end = data.filters.start.astimezone(z), data.filters.end.astimezone(z)
-    return f"{data.page}_{start:%Y%m%dT%H%M%z}_{end:%Y%m%dT%H%M%z}"
+    return range_stem(data.page, data.filters)
+
+
+def range_stem(name: str, filters: Filters) -> str:
+    """``name_<start>_<end>``, the range in the filters' zone with offsets."""
+    z = zone(filters.tz)
+    start, end = filters.start.astimezone(z), filters.end.astimezone(z)
+    return f"{name}_{start:%Y%m%dT%H%M%z}_{end:%Y%m%dT%H%M%z}"
 
 
 def to_csv(data: PageData) -> str:
@@ -143,16 +149,28 @@ def to_csv(data: PageData) -> str:
     return "\n".join(header) + "\n" + table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S")
 
 
-def table_export(name: str, frame: pd.DataFrame, filters: Filters, fmt: str) -> str:
-    """One table (e.g. the audit log) as CSV or JSON, times in the filters' zone with their
+def table_export(
+    name: str, frame: pd.DataFrame, filters: Filters, fmt: str, key: bytes | None = None
+) -> bytes:
+    """One table (e.g. the audit log) in ``fmt``, times in the filters' zone with their
     offsets and the filters recorded as in a page's export."""
+    if key is not None:
+        frame = anonymised_frame(frame, key)
+    if fmt == "xlsx":
+        from analytics_core.export_xlsx import table_workbook
+
+        return table_workbook(name, frame, filters)
+    if fmt == "pdf":
+        from analytics_core.export_pdf import table_report
+
+        return table_report(name, frame, filters)
     local = _local_times(frame, filters.tz)
     if fmt == "json":
         payload = {"table": name, "filters": filters.as_dict(), "rows": _records(local)}
-        return json.dumps(payload, indent=2, allow_nan=False)
+        return json.dumps(payload, indent=2, allow_nan=False).encode("utf-8")
     if fmt == "csv":
         header = [f"# table: {name}", f"# description: {filters.describe()}"]
-        return "\n".join(header) + "\n" + local.to_csv(index=False)
+        return ("\n".join(header) + "\n" + local.to_csv(index=False)).encode("utf-8")
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
 
 
@@ -165,8 +183,50 @@ def row_count(data: PageData) -> int:
 
 
 def render(data: PageData, fmt: str) -> str:
+    """A text export (JSON or CSV) of ``data``."""
     if fmt == "json":
         return to_json(data)
     if fmt == "csv":
         return to_csv(data)
+    raise ValueError(f"{fmt!r} is not a text format; one of json, csv")
+
+
+def export_bytes(
+    data: PageData, fmt: str, title: str | None = None, key: bytes | None = None
+) -> bytes:
+    """The file of ``data`` in ``fmt`` (any of EXPORT_FORMATS), as the download and
+    ``analytics export`` hand it over; with ``key``, user-level identifiers pseudonymised."""
+    if key is not None:
+        data = anonymised_page(data, key)
+    if fmt == "xlsx":
+        from analytics_core.export_xlsx import page_workbook
+
+        return page_workbook(data)
+    if fmt == "pdf":
+        from analytics_core.export_pdf import page_report
+
+        return page_report(data, **({"title": title} if title else {}))
+    if fmt in ("json", "csv"):
+        return render(data, fmt).encode("utf-8")
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
+
+
+DASHBOARD_FORMATS = ("xlsx", "pdf")
+
+
+def dashboard_bytes(
+    pages: list[PageData], fmt: str, title: str | None = None, key: bytes | None = None
+) -> bytes:
+    """Several pages for the same filters in one file: a workbook with a group of sheets
+    per page, or a PDF with a section per page."""
+    if key is not None:
+        pages = [anonymised_page(p, key) for p in pages]
+    if fmt == "xlsx":
+        from analytics_core.export_xlsx import dashboard_workbook
+
+        return dashboard_workbook(pages)
+    if fmt == "pdf":
+        from analytics_core.export_pdf import dashboard_report
+
+        return dashboard_report(pages, **({"title": title} if title else {}))
+    raise ValueError(f"whole-dashboard format {fmt!r} is not one of xlsx, pdf")

@@ -135,7 +135,10 @@ def parse_instant(text: str, tz: str, name: str) -> datetime:
         ) from None
     if local.tzinfo is None:
         local = local.replace(tzinfo=zone(tz))
-    return local.astimezone(UTC)
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past the calendar in UTC
+        raise InputError(f"{name} {clip(text)!r} is outside the calendar's range") from None
 
 
 def make_filters(
@@ -211,6 +214,9 @@ def date_range(first: date, last: date, tz: str) -> tuple[datetime, datetime]:
     if last < first:
         raise InputError(f"end date {last} is before start date {first}")
     z = zone(tz)
-    start = datetime.combine(first, time.min, tzinfo=z)
-    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=z)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    try:
+        start = datetime.combine(first, time.min, tzinfo=z)
+        end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=z)
+        return start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"the dates {first} to {last} are outside the calendar's range") from None

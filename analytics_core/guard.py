@@ -5,11 +5,14 @@ recorded it (:func:`release`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import suppress
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from analytics_core.access import Access, AccessDenied
 from analytics_core.audit import AuditEvent, AuditLog, AuditUnavailable
-from analytics_core.export_limits import ExportLimiter
+from analytics_core.export_limits import ExportAllowance, ExportLimiter
 from analytics_core.filters import Filters, InputError
 
 
@@ -38,23 +41,41 @@ def release(
     rows: int,
     limiter: ExportLimiter,
     log: AuditLog,
+    selection: Mapping[str, object] | None = None,
 ) -> None:
     """Let an export of ``rows`` rows go, or raise why not: :class:`AccessDenied` (the
     role may not export ``fmt``), :class:`ExportLimited`, or :class:`AuditUnavailable`
-    (exports are refused while the log cannot record them). Refusals are recorded too,
-    as far as the log can."""
-    shown = filters.as_dict()
+    (exports are refused while the log cannot record them; no export is spent then).
+    ``selection`` (e.g. the Audit page's user and action choices) is recorded with the
+    filters. Refusals are recorded too, as far as the log can."""
+    shown = {**filters.as_dict(), **(selection or {})}
     try:
         who.check_export(fmt)
     except AccessDenied as exc:
         _try_record(log, who.event("denied", page=page, filters=shown, format=fmt, detail=str(exc)))
         raise
-    taken = limiter.take(who.identity.user)
-    if not taken.allowed:
-        message = taken.message(filters.tz)
+    allowance = limiter.peek(who.identity.user)
+    if allowance.allowed and allowance.backend == "memory":
+        allowance = _counted_in_log(log, who.identity.user, allowance)
+    if not allowance.allowed:
+        message = allowance.message(filters.tz)
         _try_record(log, who.event("denied", page=page, filters=shown, format=fmt, detail=message))
         raise ExportLimited(message)
     log.record(who.event("export", page=page, filters=shown, format=fmt, rows=rows))
+    limiter.take(who.identity.user)  # spent once recorded
+
+
+def _counted_in_log(log: AuditLog, user: str, allowance: ExportAllowance) -> ExportAllowance:
+    """Without Redis the limiter's budget is this process's own, and a one-off command
+    starts with a full one: the log's count of the user's exports in the period holds
+    across processes."""
+    since = datetime.now(UTC) - allowance.period
+    recent = log.read(since, users=[user], actions=["export"], limit=allowance.count)
+    if len(recent) < allowance.count:
+        return allowance
+    oldest = recent["at"].min().to_pydatetime()
+    return replace(allowance, allowed=False, remaining=0, retry_at=oldest + allowance.period,
+                   backend="audit log")  # fmt: skip
 
 
 def _try_record(log: AuditLog, event: AuditEvent) -> None:

@@ -329,6 +329,20 @@ def column_def(column: str) -> KpiDef | None:
     return found
 
 
+# Headers for key columns of tables whose snake_case name is not a KPI.
+_KEY_COLUMN_LABELS = {
+    "tenant_id": "Tenant ID",
+    "name": "Tenant",
+    "detector_id": "Detector ID",
+    "compute_hours": "Compute hours",
+}
+
+
+def table_header(column: str) -> str:
+    """A table's header for ``column``: its key-column name, else :func:`column_label`."""
+    return _KEY_COLUMN_LABELS.get(column, column_label(column))
+
+
 def column_label(column: str) -> str:
     """Human header or legend name for a column: the KPI's label, else the words."""
     found = KPIS.get(column) or _COLUMN_KPI.get(column)

@@ -257,8 +257,8 @@ def load_page(
     """:func:`build_page` behind the shared cache: what the app and ``analytics export``
     call. The clock is the current minute, so every view opened in the same minute shares
     one entry; the key holds the page, filters, scope, minute, the rollup watermark (a new
-    rollup run is new data), the Performance source and the config (prices and
-    thresholds shape the page)."""
+    rollup run is new data), the Performance source, the config (prices and thresholds
+    shape the page) and the database."""
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     sources = sources_for(engine, config.data_sources)
     ctx = QueryContext(filters, now, scope or Scope())
@@ -267,7 +267,9 @@ def load_page(
     watermark = sources.watermark.isoformat() if sources.watermark else "raw"
     # Where the Performance figures came from (Prometheus, or the log when it is down).
     version = f"{watermark}|{sources.performance.label}"
-    key = ctx.cache_key(page, version, config_digest(config))
+    # The database too: two deployments (or `export --db`) may share one Redis.
+    database = engine.url.render_as_string(hide_password=True)
+    key = ctx.cache_key(page, version, config_digest(config), database)
     return cache.get_or_build(
         key,
         lambda: build_page(engine, config, page, filters, now, sources=sources, scope=ctx.scope),

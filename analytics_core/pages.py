@@ -7,4 +7,10 @@ can list them without importing the query and statistics stacks.
 PAGES = ("overview", "detection", "performance", "business", "insights")
 # The app's pages: the data pages and the admins' audit log.
 APP_PAGES = (*PAGES, "audit")
-EXPORT_FORMATS = ("json", "csv")
+EXPORT_FORMATS = ("json", "csv", "xlsx", "pdf")
+MEDIA_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}

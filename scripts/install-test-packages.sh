@@ -1,7 +1,9 @@
 #!/bin/sh
 # The Debian packages whose servers the tests start themselves when none is running
-# (tests/servers.py). Installed when missing and we are root; otherwise say what is
-# missing: those tests then skip with the same command, or fail under CI=true.
+# (tests/servers.py), and the tools and fonts the export tests read PDFs with (poppler's
+# pdftotext/pdftoppm; Noto CJK, which the PDF report embeds when the machine has it).
+# Installed when missing and we are root; otherwise say what is missing: those tests
+# then skip with the same command, or fail under CI=true.
 set -eu
 need=""
 if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
@@ -9,6 +11,8 @@ if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl 
 fi
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+command -v pdftoppm >/dev/null 2>&1 || need="$need poppler-utils"
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need="$need fonts-noto-cjk"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing test servers:$need"

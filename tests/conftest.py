@@ -33,13 +33,20 @@ def _served_on_loopback():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _audit_store(tmp_path_factory) -> Iterator[str]:
-    """The session's audit log: a file of its own, never the user's (tests that look at
-    the log set their own ANALYTICS_AUDIT_URL)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite'}"
+def _pseudonym_key() -> Iterator[None]:
+    """The exports' pseudonym key: the session's, never a key file in the user's data."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ANALYTICS_AUDIT_URL", url)
-        yield url
+        mp.setenv("ANALYTICS_ANONYMISE_KEY", "test-session-key")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _audit_store(tmp_path_factory, monkeypatch) -> str:
+    """Each test's own audit log, never the user's: what one test exports does not count
+    against another's export limit (tests that read the log set their own URL)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite'}"
+    monkeypatch.setenv("ANALYTICS_AUDIT_URL", url)
+    return url
 
 
 @pytest.fixture(scope="session")

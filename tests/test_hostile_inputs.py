@@ -192,7 +192,8 @@ class UrlCase:
     message: str  # "warning" (named, replaced by the default) or "error" (refused)
     names: tuple[str, ...]  # every one of these is in the message
     # What is shown after: "same" (the KPI cards of the run without the hostile values),
-    # "default" (the documented default range: no data in it), "nothing" (refused).
+    # "default" (the documented default range: no data in it), "fallback" (the filters
+    # cannot be asked for: an error, and the default view).
     view: str = "same"
     base: dict[str, str] = field(default_factory=lambda: dict(IN_DATA))
     scoped: bool = False  # as the scoped user (sign-in proxy), else with sign-in off
@@ -227,12 +228,12 @@ URL_CASES = [
     pytest.param(UrlCase({"end": "2026-04-02'; DROP TABLE tenants;--"}, "warning",
                          ("end=", "DROP TABLE"), "default"), id="end-sql-drop-table"),
     pytest.param(UrlCase({"start": "0001-01-01"}, "error", ("start 0001-01-01", "too early"),
-                         "nothing"), id="huge-range-from-year-1"),
+                         "fallback"), id="huge-range-from-year-1"),
     # The app's custom range is inclusive: 2024-01-01 to 2026-04-02 is 823 days.
     pytest.param(UrlCase({"start": "2024-01-01"}, "error", ("823 days", "max_range_days"),
-                         "nothing"), id="range-over-max-range-days"),
+                         "fallback"), id="range-over-max-range-days"),
     pytest.param(UrlCase({"start": "2024-06-01", "granularity": "hour"}, "error",
-                         ("granularity 'hour'", "5,000"), "nothing"),
+                         ("granularity 'hour'", "5,000"), "fallback"),
                  id="hourly-buckets-over-two-years"),
     pytest.param(UrlCase({"granularity": "minute'--"}, "warning", ("granularity=", "minute")),
                  id="granularity-unknown"),
@@ -296,10 +297,11 @@ def test_hostile_url_parameter(postgresql_url, configs, baselines, monkeypatch, 
         assert any("No data in this range" in i for i in run.texts("info"))
         want = {"range": "7d"} if "range" in case.bad else {"range": "custom", **default_dates()}
         assert {k: at.query_params.get(k) for k in want} == want
-    else:  # refused: the reason is shown, no figure is
-        assert case.view == "nothing"
-        assert not kpis
-        assert not any("No data in this range" in i for i in run.texts("info"))
+    else:  # filters that cannot be asked for: the reason, then the default view
+        assert case.view == "fallback"
+        assert any("Showing the default view" in e for e in run.texts("error"))
+        assert not kpis  # the default range (the last 7 days) holds no fixture data
+        assert any("No data in this range" in i for i in run.texts("info"))
 
     options = run.tenant_options()
     assert options == (SCOPED_OPTIONS if case.scoped else ALL_OPTIONS)

@@ -4,12 +4,14 @@ import streamlit as st
 
 from analytics_app.ui import access, data, downloads
 from analytics_core.audit import ACTIONS
-from analytics_core.exports import table_export
+from analytics_core.exports import range_stem, table_export
 
 filters = data.current_filters()
 data.allow_page("audit")
 cfg = data.config()
+access.require_every_tenant(cfg, "audit")  # the log records every tenant's users
 st.title("Audit log")
+access.warn_if_audit_is_local(cfg)
 st.caption(
     f"{filters.describe()}; newest first. Every sign-in, page view (once per session and "
     "filters), export and refusal, in the audit store; nothing here can be changed."
@@ -29,7 +31,10 @@ if events.empty:
 if not complete:
     st.warning(f"Showing the newest {len(events):,} events; narrow the range to see the rest.")
 st.dataframe(events, hide_index=True, width="stretch")
-stem = f"audit_{filters.start:%Y%m%dT%H%M}Z_{filters.end:%Y%m%dT%H%M}Z"
 downloads.offer(
-    "audit", filters, stem, lambda fmt: (table_export("audit", events, filters, fmt), len(events))
+    "audit",
+    filters,
+    range_stem("audit", filters),
+    lambda fmt: (table_export("audit", events, filters, fmt, cfg.exports.key()), len(events)),
+    selection={"users": users, "actions": actions},
 )

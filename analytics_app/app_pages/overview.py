@@ -36,3 +36,4 @@ with right:
     )
     charts.trend_chart(page.series["business_trend"], ["active_users"], "Active users")
 downloads.downloads(page)
+downloads.dashboard(filters, lambda: data.dashboard_pages(filters))

@@ -8,6 +8,7 @@ request without an identity sees the "not signed in" page and no data.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -198,11 +199,32 @@ def _audit_down_stop(exc: AuditUnavailable) -> None:
     st.stop()
 
 
+def require_every_tenant(cfg: Config, page: str) -> None:
+    """Stop a page that shows every tenant's activity for a caller scoped to some."""
+    who = caller()
+    if not who.scope.unrestricted:
+        reason = f"the {page} page covers every tenant, and role {who.role} does not"
+        record(cfg, who.event("denied", page=page, detail=reason))
+        st.error(f"**Not allowed:** {reason}.", icon=":material/block:")
+        st.stop()
+
+
+def warn_if_audit_is_local(cfg: Config) -> None:
+    if cfg.auth.mode != "none" and audit_url(cfg).startswith("sqlite:"):
+        st.warning(
+            "The audit log is a local SQLite file: each app host keeps its own. Set "
+            "data_sources.audit.url to a shared PostgreSQL database.",
+            icon=":material/warning:",
+        )
+
+
 def record_view(cfg: Config, who: Access, page: str, filters: Filters) -> None:
     """A page view, once per session, page and filters (reruns and refreshes of the same
     view are one view)."""
     seen: set = st.session_state.setdefault(_VIEWS_SEEN, set())
-    view = (page, filters)
+    # Keyed on the link's state, not the filters: a preset range's end moves every
+    # minute, and a rerun of the same "last 7 days" is the same view.
+    view = (page, json.dumps(st.query_params.to_dict(), sort_keys=True))
     if view in seen:
         return
     if record(cfg, who.event("view", page=page, filters=filters.as_dict())):

@@ -28,6 +28,7 @@ from analytics_core.context import Scope
 from analytics_core.filters import Filters, InputError
 from analytics_core.guard import admit
 from analytics_core.page_data import PageData, load_page
+from analytics_core.pages import PAGES
 from analytics_core.runtime import freeze_startup_objects, start_worker
 from analytics_core.sources.database import SourceUnavailable, make_engine
 
@@ -142,12 +143,26 @@ def page_data(page: str, filters: Filters) -> PageData:
     """The one call a page makes into analytics_core: under the caller's scope, refused
     for a page or tenant outside it, and recorded in the audit log."""
     allow_page(page, filters)
+    data = _fetch(page, filters)
     cfg, who = config(), access.caller()
+    access.record_view(cfg, who, page, filters)
+    access.warn_if_audit_down()
+    return data
+
+
+def dashboard_pages(filters: Filters) -> list[PageData]:
+    """Every data page the caller may see, for ``filters`` (the whole-dashboard export;
+    the export is what is audited, not a view of each page)."""
+    who = access.caller()
+    return [_fetch(page, filters) for page in PAGES if who.may_view(page)]
+
+
+def _fetch(page: str, filters: Filters) -> PageData:
     try:
         check_filters(filters, catalog())
-        data = _page_data(db_url(), str(config_path()), page, filters, who.scope)
+        return _page_data(db_url(), str(config_path()), page, filters, access.caller().scope)
     except _NotKept as shown_once:
-        data = shown_once.page
+        return shown_once.page
     except InputError as exc:
         st.error(str(exc))
         st.stop()
@@ -155,9 +170,6 @@ def page_data(page: str, filters: Filters) -> PageData:
     except SourceUnavailable as exc:
         _stop_on_source_error(exc)
         raise
-    access.record_view(cfg, who, page, filters)
-    access.warn_if_audit_down()
-    return data
 
 
 _FILTERS_KEY = "_active_filters"

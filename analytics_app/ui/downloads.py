@@ -1,9 +1,11 @@
-"""The downloads of a page: exactly what it shows, with the filters recorded, prepared
-on request so that each export is allowed, counted and audited before it is handed over."""
+"""The downloads of a page: exactly what it shows, with the filters recorded, built only
+when asked so that each export is allowed, counted and audited before it is handed over
+(and a long PDF never holds up the page: it is drawn first, the file after)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import streamlit as st
@@ -11,73 +13,113 @@ import streamlit as st
 from analytics_app.ui import access
 from analytics_core.access import AccessDenied
 from analytics_core.audit import AuditUnavailable
-from analytics_core.exports import file_stem, render, row_count
+from analytics_core.export_xlsx import over_limit
+from analytics_core.exports import (
+    DASHBOARD_FORMATS,
+    dashboard_bytes,
+    export_bytes,
+    file_stem,
+    range_stem,
+    row_count,
+)
 from analytics_core.filters import Filters
 from analytics_core.guard import ExportLimited, release
 from analytics_core.page_data import PageData
-from analytics_core.pages import EXPORT_FORMATS
+from analytics_core.pages import EXPORT_FORMATS, MEDIA_TYPES
 
-MIME = {"csv": "text/csv", "json": "application/json"}
 _PREPARED = "_prepared_export"
+Build = Callable[[str], tuple[bytes, int]]  # format -> (file, data rows)
 
 
 @dataclass(frozen=True)
 class _Refused:
-    view: tuple[str, Filters, str]
+    view: tuple[str, Filters, str, str]
     message: str
     paused: bool  # the audit log is down, rather than this caller over a limit
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    view: tuple[str, Filters, str]  # page, filters, format: shown only for that view
-    content: str
+    view: tuple[str, Filters, str, str]  # what, filters, format, selection: shown for it only
+    content: bytes
     file_name: str
 
 
 def downloads(data: PageData) -> None:
-    """CSV and JSON of exactly what the page shows, with the filters recorded."""
-    rows = row_count(data)
-    offer(data.page, data.filters, file_stem(data), lambda fmt: (render(data, fmt), rows))
+    """The page in every format the caller's role may export."""
+    from analytics_app.ui.data import config
+
+    cfg, rows = config(), row_count(data)
+    title, key = cfg.dashboard.title, cfg.exports.key()
+    offer(data.page, data.filters, file_stem(data),
+          lambda fmt: (export_bytes(data, fmt, title, key), rows))  # fmt: skip
+    too_long = over_limit(data)
+    if too_long and st.session_state.get(f"export_format_{data.page}") == "xlsx":
+        listed = ", ".join(f"{name} ({n:,} rows)" for name, n in too_long.items())
+        st.info(f"Longer than an Excel sheet holds: {listed}. Their sheets say so in their "
+                "first row; the CSV export has every row.")  # fmt: skip
 
 
-def offer(page: str, filters: Filters, stem: str, build: Callable[[str], tuple[str, int]]) -> None:
+def dashboard(filters: Filters, pages: Callable[[], Sequence[PageData]]) -> None:
+    """Every page the caller may see, for these filters, in one workbook or one PDF."""
+    from analytics_app.ui.data import config
+
+    cfg = config()
+
+    def build(fmt: str) -> tuple[bytes, int]:
+        shown = list(pages())
+        content = dashboard_bytes(shown, fmt, cfg.dashboard.title, cfg.exports.key())
+        return content, sum(row_count(p) for p in shown)
+
+    offer("dashboard", filters, range_stem("dashboard", filters), build, DASHBOARD_FORMATS,
+          "Whole dashboard")  # fmt: skip
+
+
+def offer(
+    what: str,
+    filters: Filters,
+    stem: str,
+    build: Build,
+    formats: Sequence[str] = EXPORT_FORMATS,
+    label: str = "Export",
+    selection: dict[str, object] | None = None,
+) -> None:
     """A format picker and a "Prepare" button for the formats the caller's role may
     export; the file is built when asked, once the export limit and the audit log allow
-    it, and then offered for download."""
+    it, and then offered for download. ``selection`` (choices beyond the filters that
+    decide the file) is part of what the prepared file is for, and recorded with it."""
     from analytics_app.ui.data import config
 
     cfg = config()
     if not cfg.features.exports:
         return
     who = access.caller()
-    formats = [f for f in EXPORT_FORMATS if who.may_export(f)]
-    if not formats:
-        st.caption(f"Exports are not open to role {who.role or 'none'}.")
+    allowed = [f for f in formats if who.may_export(f)]
+    if not allowed:
+        st.caption(f"{label}: not open to role {who.role or 'none'}.")
         return
     limiter = access.export_limiter(cfg)
-    picker = f"export_format_{page}"
-    fmt = st.session_state.get(picker)
-    fmt = fmt if fmt in formats else formats[0]
-    view = (page, filters, fmt)
-    # Prepared in the button's callback, before this run reads the allowance: the button
-    # is disabled on the very run that spent the last export.
     allowance = limiter.peek(who.identity.user)
     left, middle, right = st.columns([1, 1, 3], vertical_alignment="bottom")
     with left:
-        st.selectbox("Export format", formats, key=picker, format_func=str.upper)
+        fmt = st.selectbox(f"{label} format", allowed, key=f"export_format_{what}",
+                           format_func=str.upper)  # fmt: skip
     with middle:
-        st.button(
-            "Prepare export",
-            key=f"prepare_export_{page}",
+        clicked = st.button(
+            "Prepare",
+            key=f"prepare_export_{what}",
             icon=":material/description:",
             disabled=not allowance.allowed,
-            help=allowance.message(filters.tz) or None,
-            on_click=_prepare,
-            args=(cfg, who, limiter, page, filters, stem, build),
+            help=allowance.message(filters.tz) or f"Build the {label.lower()} file",
         )
     if not allowance.allowed:
         st.caption(allowance.message(filters.tz))
+    chosen = selection or {}
+    view = (what, filters, fmt, json.dumps(chosen, sort_keys=True, default=str))
+    if clicked:
+        with st.spinner(f"Preparing {fmt.upper()}…", show_time=True):
+            st.session_state[_PREPARED] = _prepare(cfg, who, limiter, view, stem, build, chosen)
+        st.rerun()  # the export limit as it is now, and the file's button
     outcome = st.session_state.get(_PREPARED)
     if isinstance(outcome, _Refused) and outcome.view == view:
         st.session_state.pop(_PREPARED)  # said once
@@ -88,28 +130,25 @@ def offer(page: str, filters: Filters, stem: str, build: Callable[[str], tuple[s
                 f"Download {fmt.upper()}",
                 outcome.content,
                 file_name=outcome.file_name,
-                mime=MIME[fmt],
+                mime=MEDIA_TYPES[fmt],
                 on_click="ignore",
                 icon=":material/download:",
+                key=f"download_{what}",
             )
 
 
-def _prepare(cfg, who, limiter, page, filters, stem, build) -> None:
-    # The picker's value now: the callback's arguments were bound on the previous run.
-    fmt = st.session_state[f"export_format_{page}"]
-    view = (page, filters, fmt)
+def _prepare(cfg, who, limiter, view, stem: str, build: Build, selection) -> _Prepared | _Refused:
+    what, filters, fmt, _ = view
     content, rows = build(fmt)
     try:
-        release(who, page, filters, fmt, rows, limiter, access.audit_log(cfg))
+        release(who, what, filters, fmt, rows, limiter, access.audit_log(cfg), selection)
     except (AccessDenied, ExportLimited) as exc:
-        st.session_state[_PREPARED] = _Refused(view, str(exc), paused=False)
-        return
+        return _Refused(view, str(exc), paused=False)
     except AuditUnavailable as exc:
         access.note_audit_down(exc)
         paused = (
             "**Exports are paused:** the audit log cannot record them. Try again when it is "
             "back; the page itself keeps working."
         )
-        st.session_state[_PREPARED] = _Refused(view, paused, paused=True)
-        return
-    st.session_state[_PREPARED] = _Prepared(view, content, f"{stem}.{fmt}")
+        return _Refused(view, paused, paused=True)
+    return _Prepared(view, content, f"{stem}.{fmt}")

@@ -12,6 +12,7 @@ import streamlit as st
 from analytics_app.ui.charts import LEGEND_BELOW, SERIES_COLORS, time_axis, unit_format
 from analytics_app.ui.tables import table
 from analytics_core.insights import Insight
+from analytics_core.insights.model import STATUS_TEXT
 from analytics_core.kpis import KPIS
 
 _SEVERITY_ICON = {
@@ -21,13 +22,6 @@ _SEVERITY_ICON = {
 }
 
 
-_STATUS_TEXT = {
-    "firing": "active",
-    "resolved": "resolved",
-    "learning": "learning",
-    "no_data": "no data",
-    "ok": "ok",
-}
 AREAS = ("all", "detection", "performance", "business")
 # The Insights page's area radio; the sidebar keeps its choice in the URL as ``area``.
 AREA_KEY = "insight_area"
@@ -194,7 +188,7 @@ def insight_story(
     money in ``currency``."""
     with st.container(border=True):
         badge = (
-            f"**{insight.severity.upper()}** · {_STATUS_TEXT[insight.status]} · "
+            f"**{insight.severity.upper()}** · {STATUS_TEXT[insight.status]} · "
             f"{insight.kind} · {insight.area}"
         )
         st.markdown(f"{badge}  \n{insight.message}")
@@ -261,7 +255,7 @@ def insight_feed(
     if quiet:
         with st.expander(f"{len(quiet)} checks with nothing to report"):
             for i in quiet:
-                st.markdown(f"- **{_STATUS_TEXT[i.status]}**: {i.message}")
+                st.markdown(f"- **{STATUS_TEXT[i.status]}**: {i.message}")
 
 
 def top_insights(insights: Sequence[Insight]) -> None:

@@ -225,9 +225,12 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
             **config.dashboard.range_limits(),
         )
     except InputError as exc:
-        st.error(f"Filters: {exc}")
+        # The chosen filters cannot be asked for (a range too long, too many points):
+        # say why and show the default view rather than nothing.
+        st.error(f"Filters: {exc}. Showing the default view instead.")
         _write_url(url_state)
-        return None
+        start, end = preset_range(config.dashboard.default_range, datetime.now(UTC))
+        return make_filters(start, end, config.dashboard.default_timezone)
     _write_url(url_state)
     if refresh and config.features.auto_refresh:
         _auto_refresh(config.dashboard.refresh_interval_seconds)

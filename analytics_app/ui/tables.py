@@ -11,15 +11,9 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from analytics_core.kpis import base_column, column_def, column_label
+from analytics_core.kpis import base_column, column_def, table_header
 
 # Headers for key columns whose snake_case name is not a KPI.
-_LABELS = {
-    "tenant_id": "Tenant ID",
-    "name": "Tenant",
-    "detector_id": "Detector ID",
-    "compute_hours": "Compute hours",
-}
 # Table-only figures that have no KPI definition, and totals whose unit's format is too
 # fine: a period's summed time runs to millions of ms, where a decimal is noise.
 _FORMATS = {"compute_hours": "%,.2f h", "total_ms": "%,.0f ms"}
@@ -45,7 +39,7 @@ def column_config(
     """Header and number format per column of ``frame``."""
     config: dict[str, object] = {}
     for column in frame.columns:
-        label = _LABELS.get(column, column_label(column))
+        label = table_header(column)
         found = column_def(column)
         base = base_column(column)  # a previous-period column reads like its current one
         if column in percent_columns:

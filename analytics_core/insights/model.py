@@ -16,6 +16,14 @@ Severity = Literal["critical", "warning", "info"]
 # resolved: it happened in the range and has cleared since.
 Status = Literal["firing", "resolved", "ok", "no_data", "learning"]
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+# How each status reads to a person (the app's stories and the PDF report alike).
+STATUS_TEXT = {
+    "firing": "active",
+    "resolved": "resolved",
+    "learning": "learning",
+    "no_data": "no data",
+    "ok": "ok",
+}
 # Evidence frames use these columns (missing ones are simply not drawn).
 EVIDENCE_COLUMNS = (
     "bucket",

@@ -169,3 +169,45 @@ def test_bad_auth_config_is_named(tmp_path, text, key):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert key in str(caught.value)
+
+
+def test_a_header_sent_twice_is_not_an_identity():
+    from streamlit.runtime.context import StreamlitHeaders  # what st.context.headers is
+
+    twice = StreamlitHeaders([("X-Forwarded-User", "alice"), ("X-Forwarded-User", "mallory")])
+    with pytest.raises(NotSignedIn, match="came 2 times"):
+        from_headers(twice, AUTH)
+    once = StreamlitHeaders([("x-forwarded-user", "alice"), ("X-Forwarded-For", "1.2.3.4"),
+                             ("X-Forwarded-For", "10.0.0.7")])  # fmt: skip
+    assert from_headers(once, AUTH) == Identity("alice", None, (), "10.0.0.7", "proxy")
+
+
+@pytest.mark.parametrize("forwarded", ['=HYPERLINK("x")', "10.0.0.7, not-an-ip", "unknown"])
+def test_a_client_address_that_is_no_ip_address_is_not_recorded(forwarded):
+    assert proxy("alice", X_Forwarded_For=forwarded).client is None
+
+
+def test_oidc_ignores_an_unverified_email_and_matches_emails_without_case():
+    unverified = {"is_logged_in": True, "email": "bob@example.com", "email_verified": False,
+                  "sub": "google-17"}  # fmt: skip
+    who = from_oidc(unverified)
+    assert (who.user, who.email) == ("google-17", None)
+    assert resolve(who, AUTH).role is None  # not the analyst bob@example.com is mapped to
+    shouting = from_oidc({"is_logged_in": True, "email": "Bob@Example.COM"})
+    assert resolve(shouting, AUTH).role == "analyst"
+
+
+def test_a_configured_role_must_say_which_tenants(tmp_path):
+    path = tmp_path / "analytics.yml"
+    path.write_text("auth: {roles: {acme: {pages: [overview]}}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="auth.roles.acme.tenants"):
+        load_config(path)
+
+
+def test_the_cli_user_is_the_os_account_not_an_environment_variable(monkeypatch):
+    import os
+    import pwd
+
+    monkeypatch.setenv("LOGNAME", "alice")
+    monkeypatch.setenv("USER", "alice")
+    assert cli_identity(AUTH).user == pwd.getpwuid(os.geteuid()).pw_name != "alice"

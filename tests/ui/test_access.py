@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics_core.audit import AuditLog
 from analytics_core.exports import row_count
+from analytics_core.pages import EXPORT_FORMATS
 from tests.ui.test_pages import FIRST, LAST, ROOT, core_page
 
 PAGE_FILES = {
@@ -45,8 +46,8 @@ auth:
 OIDC_EMAIL = "olga@example.com"
 # user -> (role, pages, export formats)
 MATRIX = {
-    "alice": ("admin", set(PAGE_FILES), ["json", "csv"]),
-    "ann": ("analyst", set(PAGE_FILES) - {"audit"}, ["json", "csv"]),
+    "alice": ("admin", set(PAGE_FILES), list(EXPORT_FORMATS)),
+    "ann": ("analyst", set(PAGE_FILES) - {"audit"}, list(EXPORT_FORMATS)),
     "vic": ("viewer", {"overview", "detection", "performance"}, []),
     "tina": ("tenant-a", {"overview", "business"}, ["csv"]),
     "mallory": (None, set(), []),
@@ -112,16 +113,16 @@ def test_role_page_matrix(duckdb_url, tmp_path, monkeypatch, audit_url, user, pa
             assert at.metric, "an allowed data page shows its KPIs"
         # Export: the role's formats only, built and audited when asked for.
         if not formats:
-            assert f"Exports are not open to role {role}" in texts(at, "caption")
+            assert f"Export: not open to role {role}" in texts(at, "caption")
             assert not at.get("button") or all("Prepare" not in b.label for b in at.button)
             return
         picker = at.selectbox(key=f"export_format_{page}")
         assert picker.options == [f.upper() for f in formats]
-        picker.set_value(formats[-1])
+        picker.set_value("csv")  # every exporting role here has CSV
         at.button(key=f"prepare_export_{page}").click().run()
-        assert [b.label for b in at.get("download_button")] == [f"Download {formats[-1].upper()}"]
+        assert [b.label for b in at.get("download_button")] == ["Download CSV"]
         exports = events(audit_url, user=user, action="export", page=page)
-        assert [(e["format"], e["role"]) for e in exports] == [(formats[-1], role)]
+        assert [(e["format"], e["role"]) for e in exports] == [("csv", role)]
         if page != "audit":
             scope = ("t_a",) if user == "tina" else None
             want = core_page(duckdb_url, page, FIRST, LAST, scope=scope)
@@ -252,3 +253,29 @@ def test_the_audit_page_lists_and_filters_what_happened(
     alice.multiselect(key="audit_actions").set_value(["export"]).run()
     exports = alice.dataframe[0].value
     assert list(exports["user"]) == ["ann"] and list(exports["format"]) == ["json"]
+
+
+def test_a_tenant_scoped_role_with_the_audit_page_is_still_refused_it(
+    duckdb_url, tmp_path, monkeypatch, audit_url
+):
+    config = tmp_path / "scoped-admin.yml"
+    config.write_text(
+        "auth:\n  mode: proxy\n  roles:\n    acme-admin: {pages: '*', exports: '*', "
+        "tenants: [t_a]}\n  users: {sam: acme-admin}\n",
+        encoding="utf-8",
+    )
+    at = as_user(duckdb_url, tmp_path, monkeypatch, "sam")
+    monkeypatch.setenv("ANALYTICS_CONFIG", str(config))
+    at.query_params.clear()
+    open_page(at, "audit")
+    assert "the audit page covers every tenant, and role acme-admin does not" in texts(at, "error")
+    assert not at.dataframe
+    assert events(audit_url, user="sam", action="denied", page="audit")
+
+
+def test_tables_have_no_download_of_their_own():
+    from analytics_core.cli import APP_DIR, streamlit_flags
+
+    assert "--client.disableDataExport=true" in streamlit_flags(
+        APP_DIR / ".streamlit" / "config.toml"
+    )

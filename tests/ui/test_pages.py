@@ -70,7 +70,7 @@ def test_page_shows_core_kpis(db_url, monkeypatch, page):
     want = expected_cards(core_page(db_url, page, FIRST, LAST))
     assert shown_kpis(at) == want
     assert "no data" not in want.values()
-    assert at.selectbox(key=f"export_format_{page}").options == ["JSON", "CSV"]
+    assert at.selectbox(key=f"export_format_{page}").options == ["JSON", "CSV", "XLSX", "PDF"]
     assert not at.get("download_button")  # built only when asked for
     at.selectbox(key=f"export_format_{page}").set_value("csv")
     at.button(key=f"prepare_export_{page}").click().run()
