@@ -32,6 +32,7 @@ specs = [
 if cfg.features.insights:
     specs.append(("app_pages/insights.py", "Insights", ":material/lightbulb:"))
 specs.append(("app_pages/audit.py", "Audit", ":material/history:"))
+specs.append(("app_pages/health.py", "Health", ":material/monitor_heart:"))
 # Pages the caller may not see are not in the navigation (and refuse if run anyway).
 allowed = [spec for spec in specs if who.may_view(Path(spec[0]).stem)]
 if not allowed:
@@ -56,6 +57,9 @@ note = sidebar.page_not_found(requested, url_paths)
 if note:
     st.warning(note, icon=":material/link_off:")
 
+if page.title == "Health":  # it reports a database that is down: no catalog, no sidebar
+    page.run()
+    st.stop()
 dims = data.catalog()
 access.audit_refused_url_tenants(cfg, who, dims.tenants)
 data.publish_filters(sidebar.show(cfg, dims))

@@ -18,6 +18,7 @@ from dataclasses import replace
 import pandas as pd
 import platformdirs
 
+from analytics_core.config import ConfigError, config_path
 from analytics_core.page_data import PageData
 
 # Columns holding who someone is: platform users, the app's own users (the audit log's
@@ -32,31 +33,60 @@ def deployment_key(env_name: str) -> bytes:
         return value.encode("utf-8")
     path = platformdirs.user_data_path("anomaly-analytics") / KEY_FILE
     try:
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key.hex())
-    return key
+        try:
+            return bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: of two first uses at once, one writes and both read its key
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return bytes.fromhex(path.read_text(encoding="ascii").strip())
+        key = secrets.token_bytes(32)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key.hex())
+        return key
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            config_path(), "exports.anonymise_key_env",
+            f"${env_name} set (no key could be kept in {path}: {reason})",
+        ) from None  # fmt: skip
 
 
 def pseudonym(value: object, key: bytes) -> str:
     return "u_" + hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
+# Free text that may name the users of the columns above (the audit log's refusal
+# reasons and recorded selections): their names in it are replaced too.
+TEXT_COLUMNS = ("detail", "filters")
+
+
 def anonymised_frame(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
     """``frame`` with every user-level column's values replaced by their pseudonyms
-    (missing values stay missing)."""
+    (missing values stay missing), and those values wherever free text names them."""
     columns = [c for c in frame.columns if c in USER_COLUMNS]
     if not columns:
         return frame
     out = frame.copy()
+    named = {str(v) for c in columns for v in frame[c].dropna().unique() if str(v)}
     for column in columns:
         out[column] = out[column].map(lambda v: None if pd.isna(v) else pseudonym(v, key))
+    # Longest first, so "ann@x.org" is not half-replaced as "ann".
+    ordered = sorted(named, key=len, reverse=True)
+    for column in (c for c in TEXT_COLUMNS if c in frame.columns):
+        out[column] = out[column].map(lambda t: _replaced(t, ordered, key))
     return out
+
+
+def _replaced(text: object, names: list[str], key: bytes) -> object:
+    if not isinstance(text, str):
+        return text
+    for name in names:
+        if name in text:
+            text = text.replace(name, pseudonym(name, key))
+    return text
 
 
 def anonymised_page(data: PageData, key: bytes) -> PageData:

@@ -4,14 +4,21 @@ day are not the caller's to know)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, Select, func, select, union
 
-from analytics_core.context import Scope
+from analytics_core.context import QueryContext, Scope
 from analytics_core.filters import Filters, InputError, clip
-from analytics_core.schema import api_requests, detection_results, detectors, tenants
+from analytics_core.schema import (
+    api_requests,
+    detection_results,
+    detectors,
+    tenants,
+    user_sessions,
+)
 from analytics_core.sources.database import read_frame, read_row
 
 
@@ -64,6 +71,31 @@ def first_detection(engine: Engine, scope: Scope) -> datetime | None:
     """When the stored detection history in ``scope`` begins."""
     ts, tenant = detection_results.c.created_at, detection_results.c.tenant_id
     return _utc(read_row(engine, select(_first(ts, tenant, scope).label("first")))["first"])
+
+
+def newest_row(engine: Engine, ctx: QueryContext, areas: Sequence[str]) -> datetime | None:
+    """The time of the newest row the given areas' figures use: in the range, scope and
+    filters (each an index lookup from the end of the range back)."""
+    tables = {
+        "detection": [(detection_results.c.created_at, detection_results, "algorithm")],
+        "performance": [(api_requests.c.ts, api_requests, "endpoint")],
+        "business": [
+            (api_requests.c.ts, api_requests, "endpoint"),
+            (user_sessions.c.started_at, user_sessions, None),
+            (detection_results.c.created_at, detection_results, "algorithm"),
+        ],
+    }
+    parts = {}
+    for area in areas:
+        for ts, table, filtered in tables[area]:
+            extra = {filtered: table.c[filtered]} if filtered else {}
+            where = ctx.where(ts, table.c.tenant_id, **extra)
+            parts[(table.name, ts.name)] = select(func.max(ts)).where(where).scalar_subquery()
+    if not parts:
+        return None
+    values = list(parts.values())
+    newest = values[0] if len(values) == 1 else func.greatest(*values)
+    return _utc(read_row(engine, select(newest.label("newest")))["newest"])
 
 
 def dimensions(engine: Engine, scope: Scope | None = None) -> Dimensions:

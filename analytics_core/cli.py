@@ -1,5 +1,5 @@
 """The ``analytics`` command: init-db, seed, demo, rollup, export, report,
-detect-anomalies, serve.
+detect-anomalies, serve, health.
 
 Exit codes: 0 success, 2 bad input or config (the message names what was
 wrong), 3 a data source unreachable, 1 anything else.
@@ -170,6 +170,16 @@ def _parser() -> argparse.ArgumentParser:
         "--webhook", action="append", default=[], metavar="URL",
         help="post a Slack-compatible summary to this URL (repeatable)",
     )  # fmt: skip
+
+    health = sub.add_parser(
+        "health",
+        parents=[common],
+        help="check each data source, the data's freshness, the rollup and the cache",
+        description="Exit codes: 0 healthy; 1 degraded (Prometheus or Redis down, stale "
+        "data, or the rollup behind); 3 down (the primary database does not answer); "
+        "2 bad input or config.",
+    )
+    health.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -445,7 +455,7 @@ def _export(args: argparse.Namespace) -> int:
     from analytics_core.page_data import load_page
 
     config = load_config(args.config)
-    tz = args.tz or config.dashboard.default_timezone
+    tz = args.tz or config.dashboard.default_timezone or "UTC"
     if args.range and (args.start or args.end):
         raise InputError("give either --range or --start/--end, not both")
     if args.range:
@@ -459,6 +469,9 @@ def _export(args: argparse.Namespace) -> int:
         start, end, tz, args.granularity, args.tenant, args.algorithm, args.endpoint,
         **config.dashboard.range_limits(),
     )  # fmt: skip
+    if args.out == "-" and args.format in ("xlsx", "pdf") and sys.stdout.isatty():
+        raise InputError(f"--out - would write a binary {args.format} file to the terminal; "
+                         "give a file name or redirect the output")  # fmt: skip
     with _exporting(config, args.db) as (who, log, limiter, engine):
         admit(who, args.page, filters, log)
         check_filters(filters, dimensions(engine, who.scope))
@@ -493,7 +506,7 @@ def _report(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     settings = config.report
-    tz = args.tz or config.dashboard.default_timezone
+    tz = args.tz or config.dashboard.default_timezone or "UTC"
     period = report.period_range(args.period, tz, datetime.now(UTC))
     filters = make_filters(
         period.start, period.end, tz, args.granularity, args.tenant, args.algorithm,
@@ -645,6 +658,19 @@ def _detect_anomalies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(args: argparse.Namespace) -> int:
+    """Report every source's state; the exit code is the status (a down source is
+    reported, never raised)."""
+    import json
+
+    from analytics_core.health import check, format_text
+
+    config = load_config(args.config)
+    health = check(config, database_url(config, args.db))
+    print(json.dumps(health.as_dict(), indent=2) if args.json else format_text(health))
+    return health.exit_code
+
+
 _COMMANDS = {
     "init-db": _init_db,
     "seed": _seed,
@@ -654,6 +680,7 @@ _COMMANDS = {
     "report": _report,
     "detect-anomalies": _detect_anomalies,
     "serve": _serve,
+    "health": _health,
 }
 
 if __name__ == "__main__":

@@ -162,11 +162,21 @@ class Dashboard(_Section):
     default_range: Annotated[
         str, _require(lambda r: r in RANGE_PRESETS, f"one of {', '.join(RANGE_PRESETS)}")
     ] = "7d"
-    default_timezone: Annotated[str, _require(_is_zone, "an IANA time zone")] = "UTC"
+    # None: the browser's zone (st.context.timezone), else UTC; the command line: UTC.
+    default_timezone: Annotated[
+        str | None, _require(lambda z: z is None or _is_zone(z), "an IANA time zone")
+    ] = None
     # Bounds on what a user may ask for (sidebar, URL, CLI): the range's length, and the
     # points a chart may have.
     max_range_days: PositiveInt = 731
     max_buckets: PositiveInt = MAX_BUCKETS
+    # How old an event table's newest row may be before the Health page and `analytics
+    # health` call the data stale.
+    freshness_limit: Annotated[
+        timedelta,
+        BeforeValidator(_duration),
+        _require(lambda d: d > timedelta(0), "a duration longer than 0, such as 5m"),
+    ] = timedelta(minutes=5)
 
     def range_limits(self) -> dict[str, int]:
         """``make_filters``'s bounds from this config."""
@@ -279,7 +289,7 @@ class Role(_Section):
     tenants: Annotated[tuple[str, ...] | None, BeforeValidator(_tenant_list)]
 
 
-DATA_PAGES = tuple(p for p in APP_PAGES if p != "audit")
+DATA_PAGES = tuple(p for p in APP_PAGES if p not in ("audit", "health"))
 DEFAULT_ROLES: dict[str, Role] = {
     "viewer": Role(pages=("overview", "detection", "performance"), tenants="*"),
     "analyst": Role(pages=DATA_PAGES, exports=EXPORT_FORMATS, tenants="*"),
@@ -479,8 +489,10 @@ class Report(_Section):
 
     smtp: Smtp = Smtp()
     webhook_timeout_seconds: Seconds = 10.0  # per attempt (connect and each read)
-    attempts: PositiveInt = 3  # per delivery, the first included
-    retry_backoff_seconds: Amount = 1.0  # before the 2nd attempt; doubled before each next
+    # Per delivery, the first included; bounded so a cron job cannot wait for hours.
+    attempts: Annotated[PositiveInt, _require(lambda n: n <= 10, "at most 10")] = 3
+    # Before the 2nd attempt; doubled before each next, each wait at most 60 s.
+    retry_backoff_seconds: Annotated[Amount, _require(lambda s: s <= 60, "at most 60")] = 1.0
     # The app's base URL, e.g. https://analytics.example.com: the webhook message and the
     # e-mail link to the page with the same filters. None: no link.
     app_url: Annotated[

@@ -58,6 +58,7 @@ def to_dict(data: PageData) -> dict[str, object]:
         "generated_at": data.generated_at.isoformat(),
         "filters": data.filters.as_dict(),
         "sources": data.source_note,
+        "data_as_of": None if data.data_as_of is None else data.data_as_of.isoformat(),
         "kpis": {k: _jsonable(v) for k, v in data.kpis.items()},
         "previous": {k: _jsonable(v) for k, v in data.previous.items()},
         "changes": {k: _plain(asdict(c)) for k, c in data.changes.items()},
@@ -150,26 +151,34 @@ def to_csv(data: PageData) -> str:
 
 
 def table_export(
-    name: str, frame: pd.DataFrame, filters: Filters, fmt: str, key: bytes | None = None
+    name: str,
+    frame: pd.DataFrame,
+    filters: Filters,
+    fmt: str,
+    key: bytes | None = None,
+    note: str | None = None,
 ) -> bytes:
     """One table (e.g. the audit log) in ``fmt``, times in the filters' zone with their
-    offsets and the filters recorded as in a page's export."""
+    offsets and the filters recorded as in a page's export; ``note`` says what the file
+    holds beyond the filters (e.g. that it is the newest rows only)."""
     if key is not None:
         frame = anonymised_frame(frame, key)
     if fmt == "xlsx":
         from analytics_core.export_xlsx import table_workbook
 
-        return table_workbook(name, frame, filters)
+        return table_workbook(name, frame, filters, note)
     if fmt == "pdf":
         from analytics_core.export_pdf import table_report
 
-        return table_report(name, frame, filters)
+        return table_report(name, frame, filters, note)
     local = _local_times(frame, filters.tz)
     if fmt == "json":
-        payload = {"table": name, "filters": filters.as_dict(), "rows": _records(local)}
+        payload = {"table": name, "filters": filters.as_dict(), "note": note,
+                   "rows": _records(local)}  # fmt: skip
         return json.dumps(payload, indent=2, allow_nan=False).encode("utf-8")
     if fmt == "csv":
         header = [f"# table: {name}", f"# description: {filters.describe()}"]
+        header += [f"# note: {note}"] if note else []
         return ("\n".join(header) + "\n" + local.to_csv(index=False)).encode("utf-8")
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
 

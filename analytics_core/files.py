@@ -21,6 +21,10 @@ def stage(target: Path, content: bytes) -> Path:
         raise InputError(f"cannot write --out {shown!r}: {exc.strerror}") from None
     try:
         with os.fdopen(handle, "wb") as file:
+            # mkstemp makes it 0600; the file is the user's as any file they write.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(file.fileno(), 0o666 & ~umask)
             file.write(content)
             file.flush()
             os.fsync(file.fileno())

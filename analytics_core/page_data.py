@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pandas as pd
 from sqlalchemy import Engine
 
+from analytics_core.catalog import newest_row
 from analytics_core.config import Config
 from analytics_core.context import QueryContext, Scope
 from analytics_core.filters import Filters
@@ -75,6 +76,8 @@ class PageData:
     # A source failed while the page was built (Prometheus went away): the page says so
     # and no cache keeps it, so the next view asks again.
     degraded: bool = False
+    # The newest row the figures use (in range, scope and filters): "data as of".
+    data_as_of: datetime | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -144,6 +147,7 @@ def build_page(
         trends_fs = each(sources.trend_calls(ctx, costs, areas))
         previous_trends_fs = each(sources.trend_calls(before, costs, areas) if covered else {})
         breakdown_f = run(breakdown[1]) if breakdown else None
+        newest_f = run(lambda: newest_row(engine, ctx, areas))
         # CPU, memory and disk are the platform's, not a tenant's: not under a scope. The
         # Performance page shows them; the feed checks their alert rules.
         machines = sources.resources if ctx.scope.unrestricted else None
@@ -225,6 +229,7 @@ def build_page(
         changes={k: changes[k] for k in keys},
         source_note=_note(sources),
         degraded=sources.degraded or bool(_failures(sources)),
+        data_as_of=newest_f.result(),
     )
 
 

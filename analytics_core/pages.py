@@ -5,8 +5,8 @@ can list them without importing the query and statistics stacks.
 """
 
 PAGES = ("overview", "detection", "performance", "business", "insights")
-# The app's pages: the data pages and the admins' audit log.
-APP_PAGES = (*PAGES, "audit")
+# The app's pages: the data pages, the admins' audit log and the sources' health.
+APP_PAGES = (*PAGES, "audit", "health")
 EXPORT_FORMATS = ("json", "csv", "xlsx", "pdf")
 MEDIA_TYPES = {
     "json": "application/json",

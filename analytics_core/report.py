@@ -140,7 +140,10 @@ def check_address(text: str, flag: str = "--email") -> str:
 
 
 def check_webhook_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise InputError(f"--webhook {clip(url, 20)!r} is not an http(s) URL") from None
     try:
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
@@ -192,6 +195,9 @@ class SmtpLogin:
         return f"{self.host}:{self.port}"
 
 
+MAX_WAIT_SECONDS = 60.0  # the longest wait between two attempts of a delivery
+
+
 def smtp_login(smtp: Smtp, environ: dict[str, str] | None = None) -> SmtpLogin:
     """The SMTP settings ``--email`` needs, or an InputError naming the missing one."""
     import os
@@ -209,6 +215,11 @@ def smtp_login(smtp: Smtp, environ: dict[str, str] | None = None) -> SmtpLogin:
         secrets[key] = env.get(name) if name else None
     if (secrets["username_env"] is None) != (secrets["password_env"] is None):
         raise InputError("report.smtp.username_env and password_env go together")
+    if secrets["password_env"] is not None and not smtp.starttls:
+        raise InputError(
+            "report.smtp.starttls is false but a password is set: it would cross the "
+            "network in clear; turn STARTTLS on"
+        )
     return SmtpLogin(
         smtp.host, smtp.port, smtp.starttls, smtp.sender,
         secrets["username_env"], secrets["password_env"], smtp.timeout_seconds,
@@ -449,7 +460,7 @@ def with_retries(
             if attempt == attempts:
                 tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
                 raise DeliveryFailed(f"{what} failed after {tries}: {exc}") from None
-            sleep(backoff * 2 ** (attempt - 1))
+            sleep(min(backoff * 2 ** (attempt - 1), MAX_WAIT_SECONDS))
     raise AssertionError("unreachable")  # attempts >= 1
 
 
@@ -479,7 +490,10 @@ def send_email(
                     smtp.ehlo()
                 if login.username is not None:
                     smtp.login(login.username, login.password or "")
-                smtp.send_message(message)
+                refused = smtp.send_message(message)
+                if refused:  # accepted for some recipients, refused for these
+                    listed = "; ".join(f"{a}: {_reply(r)}" for a, r in refused.items())
+                    raise DeliveryFailed(f"{what} failed for some recipients ({listed})")
         except DeliveryFailed:
             raise
         except smtplib.SMTPAuthenticationError as exc:

@@ -8,6 +8,7 @@ CI (CI=true).
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +47,10 @@ def _audit_store(tmp_path_factory, monkeypatch) -> str:
     against another's export limit (tests that read the log set their own URL)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite'}"
     monkeypatch.setenv("ANALYTICS_AUDIT_URL", url)
+    # And its own export budget: the app keeps one in-process limiter per process.
+    app_access = sys.modules.get("analytics_app.ui.access")
+    if app_access is not None:
+        app_access._limiter.clear()
     return url
 
 

@@ -315,6 +315,8 @@ def test_webhook_urls_are_shown_without_their_secret_path():
         ({"smtp": {"sender": "Analytics <a@example.com>"}}, "report.smtp.sender"),
         ({"smtp": {"port": 70000}}, "report.smtp.port"),
         ({"attempts": 0}, "report.attempts"),
+        ({"attempts": 11}, "report.attempts"),
+        ({"retry_backoff_seconds": 600}, "report.retry_backoff_seconds"),
         ({"app_url": "analytics.example.com"}, "report.app_url"),
         ({"webhook_timeout_seconds": 0}, "report.webhook_timeout_seconds"),
         ({"smtp": {"hostname": "mail"}}, "report.smtp.hostname"),
@@ -339,6 +341,7 @@ def test_bad_report_settings_are_named(tmp_path, report_settings, key):
         (["--email", "ops@example"], None),  # a valid address: the run goes on
         (["--email", "not an address"], "--email 'not an address' is not an e-mail address"),
         (["--webhook", "ftp://example.com/hook"], "--webhook 'ftp://example.com/…'"),
+        (["--webhook", "http://[::1/hook"], "is not an http(s) URL"),
         (["--tenant", "t_nobody"], "unknown tenant 't_nobody'"),
     ],
 )
@@ -671,3 +674,34 @@ def test_a_dashboard_file_is_attached_with_its_media_type(
     [attachment] = list(message.iter_attachments())
     assert attachment.get_content_type() == MEDIA_TYPES[fmt]
     assert attachment.get_payload(decode=True) == out.read_bytes()
+
+
+def test_a_password_without_starttls_is_refused(
+    duckdb_url, configure, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("SMTP_USER", "reports")
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    configure(
+        smtp={"starttls": False, "username_env": "SMTP_USER", "password_env": "SMTP_PASSWORD"}
+    )
+    out = tmp_path / "report.json"
+    code, _, err = run(duckdb_url, out, "--email", "ops@example.com", capsys=capsys)
+    assert code == 2 and "would cross the network in clear" in err and "s3cret" not in err
+    assert not out.exists()
+
+
+def test_the_written_file_is_readable_as_any_file_the_user_writes(
+    duckdb_url, configure, tmp_path, capsys
+):
+    import os
+    import stat
+
+    configure()
+    out = tmp_path / "report.json"
+    umask = os.umask(0o022)
+    try:
+        code, _, err = run(duckdb_url, out, capsys=capsys)
+    finally:
+        os.umask(umask)
+    assert code == 0, err
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644

@@ -28,13 +28,18 @@ events, complete = access.audit_events(cfg, filters, users, actions)
 if events.empty:
     st.info("No audit events in this range for these filters.", icon=":material/history:")
     st.stop()
+chosen = {"users": users, "actions": actions}
+note = access.audit_note(complete, len(events), chosen)
 if not complete:
-    st.warning(f"Showing the newest {len(events):,} events; narrow the range to see the rest.")
+    st.warning(note)
 st.dataframe(events, hide_index=True, width="stretch")
 downloads.offer(
     "audit",
     filters,
     range_stem("audit", filters),
-    lambda fmt: (table_export("audit", events, filters, fmt, cfg.exports.key()), len(events)),
-    selection={"users": users, "actions": actions},
+    lambda fmt: (
+        table_export("audit", events, filters, fmt, cfg.exports.key(), note),
+        len(events),
+    ),
+    selection=chosen,
 )

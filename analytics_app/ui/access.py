@@ -194,6 +194,14 @@ def audit_events(cfg: Config, filters: Filters, users, actions) -> tuple[pd.Data
     return events.head(AUDIT_PAGE_ROWS), len(events) <= AUDIT_PAGE_ROWS
 
 
+def audit_note(complete: bool, shown: int, chosen: dict[str, list[str]]) -> str:
+    """What an audit view (and its export) holds beyond the range: the users and actions
+    chosen, and whether it is the newest events only."""
+    parts = [f"{k}: {', '.join(v)}" for k, v in chosen.items() if v] or ["every user and action"]
+    held = "" if complete else f"; the newest {shown:,} events only: narrow the range for the rest"
+    return f"Audit events of {'; '.join(parts)}{held}."
+
+
 def _audit_down_stop(exc: AuditUnavailable) -> None:
     st.error(f"**The audit log cannot be read.** {clip(exc, 300)}")
     st.stop()
@@ -218,14 +226,15 @@ def warn_if_audit_is_local(cfg: Config) -> None:
         )
 
 
-def record_view(cfg: Config, who: Access, page: str, filters: Filters) -> None:
-    """A page view, once per session, page and filters (reruns and refreshes of the same
-    view are one view)."""
+def record_view(cfg: Config, who: Access, page: str, filters: Filters | None) -> None:
+    """A page view, once per session, page and link (reruns and refreshes of the same
+    view are one view); ``filters`` None for a page without (Health)."""
     seen: set = st.session_state.setdefault(_VIEWS_SEEN, set())
     # Keyed on the link's state, not the filters: a preset range's end moves every
     # minute, and a rerun of the same "last 7 days" is the same view.
     view = (page, json.dumps(st.query_params.to_dict(), sort_keys=True))
     if view in seen:
         return
-    if record(cfg, who.event("view", page=page, filters=filters.as_dict())):
+    shown = None if filters is None else filters.as_dict()
+    if record(cfg, who.event("view", page=page, filters=shown)):
         seen.add(view)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics_app.ui.charts import complete_buckets
+from analytics_core.filters import zone
 from analytics_core.kpis import (
     KPIS,
     delta_color,
@@ -26,8 +27,16 @@ def header(title: str, data: PageData | None = None, caption: str | None = None)
         note = f" {data.source_note}" if data.source_note else ""
         st.caption(
             f"{data.filters.describe(catalog().tenants)}; compared with the previous "
-            f"period of equal length. {caption or ''}{note}"
+            f"period of equal length. {data_as_of(data)} {caption or ''}{note}"
         )
+
+
+def data_as_of(data: PageData) -> str:
+    """When the newest row the page uses happened, in the page's zone."""
+    if data.data_as_of is None:
+        return "No data in range."
+    local = data.data_as_of.astimezone(zone(data.filters.tz))
+    return f"Data as of {local:%Y-%m-%d %H:%M} ({data.filters.tz})."
 
 
 def kpi_cards(

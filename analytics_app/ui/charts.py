@@ -84,16 +84,19 @@ def time_axis(buckets: pd.Series) -> tuple[pd.Series, list[str], dict]:
     stamps = pd.Series(pd.to_datetime(buckets)).reset_index(drop=True)
     if stamps.empty or stamps.dt.tz is None:
         return stamps, [f"{t:%Y-%m-%d %H:%M}" for t in stamps], {}
+    # Every time axis names its zone: a screenshot or a shared chart says which it is.
+    named = {"title_text": f"Bucket start ({stamps.dt.tz})"}
     shift = stamps.iloc[0].utcoffset()
     x = stamps.dt.tz_convert("UTC").dt.tz_localize(None) + shift
     hover = [f"{t:%Y-%m-%d %H:%M} {_offset(t)}" for t in stamps]
     offsets = {t.utcoffset() for t in stamps}
     if len(offsets) == 1:
-        return x, hover, {}
+        return x, hover, named
     daily = bool((stamps.dt.hour == 0).all() and (stamps.dt.minute == 0).all())
     step = max(1, len(stamps) // 8)
     picks = list(range(0, len(stamps), step))
     ticks = {
+        **named,
         "tickmode": "array",
         "tickvals": [x.iloc[i] for i in picks],
         "ticktext": [stamps.iloc[i].strftime("%b %d" if daily else "%b %d %H:%M") for i in picks],

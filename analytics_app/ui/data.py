@@ -27,6 +27,7 @@ from analytics_core.config import (
 from analytics_core.context import Scope
 from analytics_core.filters import Filters, InputError
 from analytics_core.guard import admit
+from analytics_core.health import Health, check
 from analytics_core.page_data import PageData, load_page
 from analytics_core.pages import PAGES
 from analytics_core.runtime import freeze_startup_objects, start_worker
@@ -128,6 +129,14 @@ def catalog() -> Dimensions:
         raise
 
 
+@st.cache_data(show_spinner="Checking the sources…", ttl=timedelta(seconds=5), max_entries=8)
+def health(url: str, cfg_path: str) -> Health:
+    """Every source's state (:func:`analytics_core.health.check`) and this process's page
+    cache counts; shared by every session for a few seconds, so that viewers and
+    auto-refreshes do not multiply the probes (``health.clear()`` asks again)."""
+    return check(_config(cfg_path), url, cache_stats=_shared_cache(cfg_path).stats())
+
+
 def allow_page(page: str, filters: Filters | None = None) -> None:
     """Stop a page its caller may not see (reached by URL or switch_page) or a tenant
     outside their scope, saying why; the denial is recorded."""
@@ -153,8 +162,9 @@ def page_data(page: str, filters: Filters) -> PageData:
 def dashboard_pages(filters: Filters) -> list[PageData]:
     """Every data page the caller may see, for ``filters`` (the whole-dashboard export;
     the export is what is audited, not a view of each page)."""
-    who = access.caller()
-    return [_fetch(page, filters) for page in PAGES if who.may_view(page)]
+    who, cfg = access.caller(), config()
+    shown = [p for p in PAGES if who.may_view(p) and (p != "insights" or cfg.features.insights)]
+    return [_fetch(page, filters) for page in shown]
 
 
 def _fetch(page: str, filters: Filters) -> PageData:

@@ -13,6 +13,7 @@ import streamlit as st
 from analytics_app.ui import access
 from analytics_core.access import AccessDenied
 from analytics_core.audit import AuditUnavailable
+from analytics_core.config import ConfigError
 from analytics_core.export_xlsx import over_limit
 from analytics_core.exports import (
     DASHBOARD_FORMATS,
@@ -33,14 +34,14 @@ Build = Callable[[str], tuple[bytes, int]]  # format -> (file, data rows)
 
 @dataclass(frozen=True)
 class _Refused:
-    view: tuple[str, Filters, str, str]
+    view: tuple[str, str, str, str]
     message: str
     paused: bool  # the audit log is down, rather than this caller over a limit
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    view: tuple[str, Filters, str, str]  # what, filters, format, selection: shown for it only
+    view: tuple[str, str, str, str]  # what, link, format, selection: shown for it only
     content: bytes
     file_name: str
 
@@ -50,9 +51,9 @@ def downloads(data: PageData) -> None:
     from analytics_app.ui.data import config
 
     cfg, rows = config(), row_count(data)
-    title, key = cfg.dashboard.title, cfg.exports.key()
+    title = cfg.dashboard.title
     offer(data.page, data.filters, file_stem(data),
-          lambda fmt: (export_bytes(data, fmt, title, key), rows))  # fmt: skip
+          lambda fmt: (export_bytes(data, fmt, title, cfg.exports.key()), rows))  # fmt: skip
     too_long = over_limit(data)
     if too_long and st.session_state.get(f"export_format_{data.page}") == "xlsx":
         listed = ", ".join(f"{name} ({n:,} rows)" for name, n in too_long.items())
@@ -115,10 +116,16 @@ def offer(
     if not allowance.allowed:
         st.caption(allowance.message(filters.tz))
     chosen = selection or {}
-    view = (what, filters, fmt, json.dumps(chosen, sort_keys=True, default=str))
+    # What the file is for: the link's state (a preset's end moves every minute, and a
+    # file prepared at 10:00:50 is still the one asked for at 10:01:05), the format and
+    # choices beyond the filters.
+    link = json.dumps(st.query_params.to_dict(), sort_keys=True)
+    view = (what, link, fmt, json.dumps(chosen, sort_keys=True, default=str))
     if clicked:
         with st.spinner(f"Preparing {fmt.upper()}…", show_time=True):
-            st.session_state[_PREPARED] = _prepare(cfg, who, limiter, view, stem, build, chosen)
+            st.session_state[_PREPARED] = _prepare(
+                cfg, who, limiter, view, filters, stem, build, chosen
+            )
         st.rerun()  # the export limit as it is now, and the file's button
     outcome = st.session_state.get(_PREPARED)
     if isinstance(outcome, _Refused) and outcome.view == view:
@@ -137,9 +144,17 @@ def offer(
             )
 
 
-def _prepare(cfg, who, limiter, view, stem: str, build: Build, selection) -> _Prepared | _Refused:
-    what, filters, fmt, _ = view
-    content, rows = build(fmt)
+def _prepare(
+    cfg, who, limiter, view, filters: Filters, stem: str, build: Build, selection
+) -> _Prepared | _Refused:
+    what, _, fmt, _ = view
+    ahead = limiter.peek(who.identity.user)
+    if not ahead.allowed:  # said before a long PDF is drawn for nothing
+        return _Refused(view, ahead.message(filters.tz), paused=False)
+    try:
+        content, rows = build(fmt)
+    except ConfigError as exc:  # e.g. no pseudonym key can be kept
+        return _Refused(view, f"**Configuration error:** {exc}", paused=True)
     try:
         release(who, what, filters, fmt, rows, limiter, access.audit_log(cfg), selection)
     except (AccessDenied, ExportLimited) as exc:

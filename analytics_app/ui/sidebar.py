@@ -54,6 +54,15 @@ def _is_zone(name: str) -> bool:
 _ZONES = tuple(sorted(z for z in available_timezones() if _is_zone(z)))
 
 
+def default_zone(config: Config) -> str:
+    """The config's zone, else the browser's, else UTC: a person reads times in their
+    own zone unless the deployment says otherwise."""
+    if config.dashboard.default_timezone:
+        return config.dashboard.default_timezone
+    browser = st.context.timezone
+    return browser if browser and _is_zone(browser) else "UTC"
+
+
 def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
     """Put valid query parameters into the widgets' state; return warnings for the rest."""
     qp = st.query_params
@@ -68,12 +77,12 @@ def _seed_from_url(config: Config, dims: Dimensions) -> list[str]:
         preset = config.dashboard.default_range
     state["range"] = preset
 
-    tz = qp.get("tz", config.dashboard.default_timezone)
+    tz = qp.get("tz", default_zone(config))
     try:
         zone(tz)
     except InputError as exc:
         warnings.append(f"URL parameter tz: {clip(exc, 200)}")
-        tz = config.dashboard.default_timezone
+        tz = default_zone(config)
     state["tz"] = tz
 
     granularity = qp.get("granularity", "auto")
@@ -230,7 +239,7 @@ def show(config: Config, dims: Dimensions) -> Filters | None:
         st.error(f"Filters: {exc}. Showing the default view instead.")
         _write_url(url_state)
         start, end = preset_range(config.dashboard.default_range, datetime.now(UTC))
-        return make_filters(start, end, config.dashboard.default_timezone)
+        return make_filters(start, end, default_zone(config))
     _write_url(url_state)
     if refresh and config.features.auto_refresh:
         _auto_refresh(config.dashboard.refresh_interval_seconds)

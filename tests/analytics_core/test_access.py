@@ -48,7 +48,7 @@ def test_builtin_roles_give_their_pages_formats_and_every_tenant():
     assert admin.scope == Scope()
     analyst = resolve(proxy("x", X_Forwarded_Email="bob@example.com"), AUTH)
     assert analyst.role == "analyst" and "audit" not in analyst.pages
-    assert analyst.pages == tuple(p for p in APP_PAGES if p != "audit")
+    assert analyst.pages == tuple(p for p in APP_PAGES if p not in ("audit", "health"))
     viewer = resolve(proxy("carol", X_Forwarded_Groups="ops"), AUTH)
     assert viewer.pages == ("overview", "detection", "performance") and viewer.exports == ()
 

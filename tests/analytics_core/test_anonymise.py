@@ -28,6 +28,8 @@ def audit_frame() -> pd.DataFrame:
             "action": ["view", "export", "export", "denied", "view"],
             "client": ["10.0.0.1", "10.0.0.2", "10.0.0.1", None, "10.0.0.3"],
             "rows": [None, 12, 40, None, None],
+            "filters": [None, '{"users": ["bob"]}', None, None, None],
+            "detail": [None, None, None, "the business page is not open to bob", None],
         }
     )
 
@@ -44,8 +46,11 @@ def test_exports_carry_no_raw_user_and_the_same_pseudonym_for_the_same_user():
     assert table["user"].nunique() == 3 and table["user"].isna().sum() == 1  # counts survive
     rows = json.loads(js)["rows"]
     assert [r["user"] for r in rows] == [None if pd.isna(u) else u for u in table["user"]]
-    # Other columns are untouched.
+    # Other columns are untouched, but free text naming a user names its pseudonym.
     assert list(table["action"]) == ["view", "export", "export", "denied", "view"]
+    bob = "u_" + hmac.new(key, b"bob", hashlib.sha256).hexdigest()[:16]
+    assert table["detail"][3] == f"the business page is not open to {bob}"
+    assert json.loads(table["filters"][1]) == {"users": [bob]}
 
 
 def test_without_a_key_nothing_is_replaced_and_another_key_gives_other_pseudonyms():

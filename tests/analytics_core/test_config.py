@@ -56,7 +56,7 @@ def test_empty_file_gives_every_default(tmp_path):
     config = load_config(write(tmp_path, ""))
     assert config.dashboard.title == "Anomaly Detection Analytics"
     assert config.dashboard.theme == "light" and config.dashboard.default_range == "7d"
-    assert config.dashboard.default_timezone == "UTC"
+    assert config.dashboard.default_timezone is None  # the browser's
     assert config.data_sources.database.url is None
     assert config.data_sources.prometheus.enabled is False
     assert config.data_sources.redis.ttl_seconds == 300

@@ -180,3 +180,30 @@ def test_an_area_page_equals_the_same_figures_on_the_page_that_reads_every_area(
         assert repr(area.changes[key]) == repr(every.changes[key]), key
     trend = f"{page}_trend"
     pd.testing.assert_frame_equal(area.series[trend], every.series[trend])
+
+
+@pytest.mark.parametrize("page", ["detection", "performance", "business", "overview"])
+def test_data_as_of_is_the_newest_row_the_page_uses(engine, dataset, page):
+    """The newest row in range, scope and filters of the page's own tables."""
+    start, end = START + timedelta(days=2), START + timedelta(days=5, hours=7)
+    filters = make_filters(start, end, "UTC", "day", endpoints=["/api/v1/detect"])
+    data = build_page(engine, load_config(), page, filters, LATER, scope=Scope(("t_a",)))
+
+    def newest(frame: pd.DataFrame, ts: str, by_endpoint: bool = False) -> pd.Timestamp:
+        rows = frame[(frame[ts] >= start) & (frame[ts] < end) & (frame.tenant_id == "t_a")]
+        if by_endpoint:
+            rows = rows[rows.endpoint == "/api/v1/detect"]
+        return rows[ts].max()
+
+    requests = newest(dataset.api_requests, "ts", by_endpoint=True)
+    runs = newest(dataset.detection_results, "created_at")
+    sessions = newest(dataset.user_sessions, "started_at")
+    want = {
+        "detection": runs,
+        "performance": requests,
+        "business": max(requests, sessions, runs),
+        "overview": max(requests, sessions, runs),
+    }[page]
+    assert pd.Timestamp(data.data_as_of) == want
+    everyone = build_page(engine, load_config(), page, filters, LATER)
+    assert everyone.data_as_of >= data.data_as_of

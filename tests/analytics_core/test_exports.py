@@ -31,8 +31,8 @@ def test_json_and_csv_carry_the_page(engine, dataset, page):
     data = build_page(engine, config, page, make_filters(START, END, "UTC", "day"))
     doc = json.loads(to_json(data))
     assert set(doc) == {
-        "page", "generated_at", "filters", "sources", "kpis", "previous", "changes", "series",
-        "insights",
+        "page", "generated_at", "filters", "sources", "data_as_of", "kpis", "previous",
+        "changes", "series", "insights",
     }  # fmt: skip
     assert doc["sources"] == data.source_note
     assert set(doc["changes"]) == set(doc["kpis"])

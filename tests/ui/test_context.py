@@ -4,6 +4,7 @@ readably, and the custom date picker keeps the page between its two clicks."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from streamlit.testing.v1 import AppTest
@@ -134,3 +135,28 @@ def test_unknown_page_path_gets_a_note_listing_the_pages():
         assert f"{title} (/{path})" in note
     long = page_not_found("p" * 3000, PATHS)
     assert long is not None and len(long) < 300 and "p" * 61 not in long
+
+
+def test_the_zone_is_the_browsers_unless_the_config_names_one(duckdb_url, monkeypatch, tmp_path):
+    at = custom(duckdb_url, monkeypatch)
+    at.context = {"timezone": "Asia/Tokyo"}
+    at.run()
+    assert at.sidebar.selectbox(key="tz").value == "Asia/Tokyo"
+    assert "(Asia/Tokyo)" in _captions(at)
+    # Every chart's time axis names the zone.
+    titles = [
+        json.loads(c.proto.spec)["layout"]["xaxis"]["title"]["text"] for c in at.get("plotly_chart")
+    ]
+    assert titles and set(titles) == {"Bucket start (Asia/Tokyo)"}
+    config = tmp_path / "analytics.yml"
+    config.write_text("dashboard: {default_timezone: Europe/Paris}\n", encoding="utf-8")
+    fixed = custom(duckdb_url, monkeypatch)
+    monkeypatch.setenv("ANALYTICS_CONFIG", str(config))  # custom() clears it
+    fixed.context = {"timezone": "Asia/Tokyo"}
+    fixed.run()
+    assert fixed.sidebar.selectbox(key="tz").value == "Europe/Paris"
+    # A browser zone the app does not know falls back to UTC.
+    odd = custom(duckdb_url, monkeypatch)
+    odd.context = {"timezone": "Mars/Olympus"}
+    odd.run()
+    assert odd.sidebar.selectbox(key="tz").value == "UTC"

@@ -81,3 +81,27 @@ def test_the_overview_offers_the_whole_dashboard(duckdb_url, monkeypatch, fmt):
             key = next(k for k, v in want.kpis.items() if v is not None)
             assert page.capitalize() in content
             assert format_kpi(key, want.kpis[key], want.currency) in content
+
+
+def test_a_prepared_file_outlives_the_minute_a_preset_range_moves_on(duckdb_url, monkeypatch):
+    """A preset range ends at the current minute: a rerun a minute later is the same view
+    of the link, and the file prepared for it (counted and audited) is still offered."""
+    from datetime import UTC, datetime, timedelta
+
+    import analytics_app.ui.sidebar as sidebar
+    from tests.ui.test_pages import app
+
+    clock = {"now": datetime(2026, 4, 2, 10, 0, 50, tzinfo=UTC)}  # within the fixture's data
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock["now"].astimezone(tz or UTC)
+
+    monkeypatch.setattr(sidebar, "datetime", Clock)
+    at = app(duckdb_url, monkeypatch, range="7d").run()
+    prepare(at, "overview", "csv")
+    clock["now"] += timedelta(minutes=2)  # the range's end moves on
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.get("download_button")] == ["Download CSV"]
