@@ -57,7 +57,8 @@ note = sidebar.page_not_found(requested, url_paths)
 if note:
     st.warning(note, icon=":material/link_off:")
 
-if page.title == "Health":  # it reports a database that is down: no catalog, no sidebar
+if page.title == "Health" and data.catalog_if_reachable() is None:
+    # It reports a database that is down: no catalog, so no sidebar either.
     page.run()
     st.stop()
 dims = data.catalog()

@@ -336,3 +336,18 @@ def started_prometheus(openmetrics: bytes, port: int | None = None) -> Iterator[
             yield PrometheusServer(url, pid)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- Chromium (the browser tests) -------------------------------------------------------
+
+
+def chromium_binary() -> str:
+    """Debian's ``chromium``, which Playwright drives as ``executable_path`` in the browser
+    tests (``tests/browser``): nothing downloads a browser build. Missing: skipped with
+    the install command, a failure under ``CI=true``."""
+    found = shutil.which("chromium")
+    if found is None and os.access("/usr/bin/chromium", os.X_OK):
+        found = "/usr/bin/chromium"
+    if found is None:
+        server_missing("Chromium", "not installed", "apt-get install -y chromium")
+    return found  # type: ignore[return-value]  # server_missing does not return

@@ -129,6 +129,15 @@ def catalog() -> Dimensions:
         raise
 
 
+def catalog_if_reachable() -> Dimensions | None:
+    """The catalog, or None when the database cannot give it (the Health page, which
+    reports exactly that, runs anyway)."""
+    try:
+        return _dimensions(db_url(), access.caller().scope)
+    except (SourceUnavailable, InputError):
+        return None
+
+
 @st.cache_data(show_spinner="Checking the sources…", ttl=timedelta(seconds=5), max_entries=8)
 def health(url: str, cfg_path: str) -> Health:
     """Every source's state (:func:`analytics_core.health.check`) and this process's page

@@ -1,0 +1,1 @@
+"""End-to-end tests: the served app in Debian's chromium, driven by Playwright."""
