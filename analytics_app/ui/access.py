@@ -147,9 +147,14 @@ def caller() -> Access:
     return found
 
 
-def refuse(cfg: Config, who: Access, reason: str) -> None:
-    """Say why the caller sees nothing, record the denial, and stop."""
-    record(cfg, who.event("denied", detail=reason))
+def refuse(cfg: Config, who: Access, reason: str, page: str | None = None) -> None:
+    """Record the denial, say why the caller sees nothing, and stop."""
+    record(cfg, who.event("denied", page=page, detail=reason))
+    not_allowed(reason)
+
+
+def not_allowed(reason: object) -> None:
+    """Say why (the denial is recorded already) and stop the page."""
     st.error(f"**Not allowed:** {reason}.", icon=":material/block:")
     st.stop()
 
@@ -212,9 +217,7 @@ def require_every_tenant(cfg: Config, page: str) -> None:
     who = caller()
     if not who.scope.unrestricted:
         reason = f"the {page} page covers every tenant, and role {who.role} does not"
-        record(cfg, who.event("denied", page=page, detail=reason))
-        st.error(f"**Not allowed:** {reason}.", icon=":material/block:")
-        st.stop()
+        refuse(cfg, who, reason, page)
 
 
 def warn_if_audit_is_local(cfg: Config) -> None:

@@ -153,8 +153,7 @@ def allow_page(page: str, filters: Filters | None = None) -> None:
     try:
         admit(who, page, filters, access.audit_log(cfg))
     except AccessDenied as exc:
-        st.error(f"**Not allowed:** {exc}.", icon=":material/block:")
-        st.stop()
+        access.not_allowed(exc)
 
 
 def page_data(page: str, filters: Filters) -> PageData:
